@@ -1,0 +1,157 @@
+"""Strict, typed readers for configuration from environment variables.
+
+Every helper raises ``ImproperlyConfigured`` naming the variable and what it expected, so a bad
+deployment stops at start-up with a message an operator can act on instead of failing later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_UNSET = object()
+
+
+def _raw(name: str, environ: Mapping[str, str] | None) -> str | None:
+    value = (os.environ if environ is None else environ).get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def _missing(name: str, expected: str) -> ImproperlyConfigured:
+    return ImproperlyConfigured(f"{name} is required: expected {expected}")
+
+
+def env_str(name: str, default: object = _UNSET, *, environ: Mapping[str, str] | None = None):
+    value = _raw(name, environ)
+    if value is not None:
+        return value
+    if default is _UNSET:
+        raise _missing(name, "a non-empty string")
+    return default
+
+
+def env_bool(name: str, default: object = _UNSET, *, environ: Mapping[str, str] | None = None):
+    value = _raw(name, environ)
+    if value is None:
+        if default is _UNSET:
+            raise _missing(name, "true or false")
+        return default
+    lowered = value.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean: expected true or false")
+
+
+def env_int(
+    name: str,
+    default: object = _UNSET,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    environ: Mapping[str, str] | None = None,
+):
+    value = _raw(name, environ)
+    if value is None:
+        if default is _UNSET:
+            raise _missing(name, "an integer")
+        return default
+    try:
+        number = int(value, 10)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
+    _check_range(name, number, minimum, maximum)
+    return number
+
+
+def env_float(
+    name: str,
+    default: object = _UNSET,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    environ: Mapping[str, str] | None = None,
+):
+    value = _raw(name, environ)
+    if value is None:
+        if default is _UNSET:
+            raise _missing(name, "a number")
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a finite number")
+    _check_range(name, number, minimum, maximum)
+    return number
+
+
+def _check_range(name: str, number: float, minimum: float | None, maximum: float | None) -> None:
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} is below the minimum {minimum}")
+    if maximum is not None and number > maximum:
+        raise ImproperlyConfigured(f"{name}={number} is above the maximum {maximum}")
+
+
+def env_list(
+    name: str, default: Sequence[str] = (), *, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """A comma-separated list; blanks around items are ignored, empty items rejected."""
+    value = _raw(name, environ)
+    if value is None:
+        return list(default)
+    items = [item.strip() for item in value.split(",")]
+    if any(item == "" for item in items):
+        raise ImproperlyConfigured(f"{name}={value!r} has an empty item: expected a,b,c")
+    return items
+
+
+def env_choice(
+    name: str,
+    choices: Sequence[str],
+    default: object = _UNSET,
+    *,
+    environ: Mapping[str, str] | None = None,
+):
+    value = _raw(name, environ)
+    if value is None:
+        if default is _UNSET:
+            raise _missing(name, "one of " + ", ".join(choices))
+        return default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} is not one of: " + ", ".join(choices))
+    return value
+
+
+def env_secret(name: str, default: object = _UNSET, *, environ: Mapping[str, str] | None = None):
+    """A secret from NAME, or from the file named by NAME_FILE (container secrets).
+
+    The value itself never appears in an error message.
+    """
+    value = _raw(name, environ)
+    path = _raw(f"{name}_FILE", environ)
+    if value is not None and path is not None:
+        raise ImproperlyConfigured(f"set either {name} or {name}_FILE, not both")
+    if path is not None:
+        try:
+            value = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(
+                f"{name}_FILE={path!r} cannot be read: {exc.strerror}"
+            ) from None
+        if not value:
+            raise ImproperlyConfigured(f"{name}_FILE={path!r} is empty")
+    if value is not None:
+        return value
+    if default is _UNSET:
+        raise _missing(name, f"a secret in {name} or a file path in {name}_FILE")
+    return default

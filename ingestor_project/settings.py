@@ -1,0 +1,165 @@
+"""Settings for the Home Assistant Activity Ingestor.
+
+Every value comes from the environment through the strict helpers in ``env.py`` (12-factor);
+``.env.example`` lists each variable. With nothing set, a development setup runs on embedded
+defaults: SQLite, Celery's filesystem transport and the built-in Home Assistant simulator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from ingestor_project.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+)
+from ingestor_project.logging import logging_config, register_secrets
+from listeners.ha_url import websocket_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / ".data")))
+
+# --- Django -----------------------------------------------------------------------------------
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_secret("SECRET_KEY", None)
+if SECRET_KEY is None:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is required when DEBUG is off: set SECRET_KEY or SECRET_KEY_FILE"
+        )
+    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-true"  # noqa: S105
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "listeners",
+    "tasks",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+ROOT_URLCONF = "ingestor_project.urls"
+WSGI_APPLICATION = "ingestor_project.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+try:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+        )
+    }
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DATABASE_URL is not a usable database URL: {exc}") from None
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+# Production hardening that `check --deploy` asks for; TLS is usually terminated by a proxy.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Logging ----------------------------------------------------------------------------------
+LOG_LEVEL = env_choice("LOG_LEVEL", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], "INFO")
+LOG_FORMAT = env_choice("LOG_FORMAT", ["json", "console"], "console" if DEBUG else "json")
+LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT)
+
+# --- Celery -----------------------------------------------------------------------------------
+# The try-it-out default is kombu's filesystem transport: no server, messages are files under
+# DATA_DIR/broker. Production sets amqp://... (RabbitMQ) or redis://...
+CELERY_BROKER_URL = env_secret("CELERY_BROKER_URL", "filesystem://")
+CELERY_INGEST_QUEUE = env_str("CELERY_INGEST_QUEUE", "ingest")
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=10)
+WRITE_RETRY_BACKOFF_MAX = env_int("WRITE_RETRY_BACKOFF_MAX", 300, minimum=1)
+WRITE_MAX_RETRIES = env_int("WRITE_MAX_RETRIES", 100, minimum=0)
+
+# --- Home Assistant source --------------------------------------------------------------------
+_ha_url = env_str("HA_URL", None)
+try:
+    HA_WEBSOCKET_URL = websocket_url(_ha_url) if _ha_url else None
+except ValueError as exc:
+    raise ImproperlyConfigured(f"HA_URL={_ha_url!r} is not usable: {exc}") from None
+HA_TOKEN = env_secret("HA_TOKEN", None)
+if HA_WEBSOCKET_URL and not HA_TOKEN:
+    raise ImproperlyConfigured("HA_TOKEN is required when HA_URL is set: a long-lived access token")
+# Empty means every event type (one subscription without event_type).
+HA_EVENT_TYPES = env_list("HA_EVENT_TYPES", ["state_changed"])
+HA_VERIFY_SSL = env_bool("HA_VERIFY_SSL", True)
+SIMULATOR_ENTITIES = env_int("SIMULATOR_ENTITIES", 50, minimum=1)
+SIMULATOR_RATE = env_float("SIMULATOR_RATE", 5.0, minimum=0.01)
+
+# --- Batching ---------------------------------------------------------------------------------
+# One Celery task per batch: Celery publishes a few thousand tasks/s per process, so per-event
+# tasks could not keep up with a busy home; 1000 events make a ~300 KB message.
+INGEST_BATCH_SIZE = env_int("INGEST_BATCH_SIZE", 1000, minimum=1, maximum=100_000)
+INGEST_FLUSH_INTERVAL = env_float("INGEST_FLUSH_INTERVAL", 1.0, minimum=0.01, maximum=300)
+# Batches held in memory while the broker is slow or away, before the reader pauses.
+INGEST_MAX_PENDING_BATCHES = env_int("INGEST_MAX_PENDING_BATCHES", 1000, minimum=1)
+INGEST_SHUTDOWN_TIMEOUT = env_float("INGEST_SHUTDOWN_TIMEOUT", 20.0, minimum=1)
+
+# --- InfluxDB ---------------------------------------------------------------------------------
+INFLUX_URL = env_str("INFLUX_URL", "http://localhost:8086").rstrip("/")
+INFLUX_API_VERSION = env_choice("INFLUX_API_VERSION", ["1", "2"], "1")
+INFLUX_DATABASE = env_str("INFLUX_DATABASE", "home_assistant")
+INFLUX_USERNAME = env_str("INFLUX_USERNAME", None)
+INFLUX_PASSWORD = env_secret("INFLUX_PASSWORD", None)
+INFLUX_TOKEN = env_secret("INFLUX_TOKEN", None)
+INFLUX_ORG = env_str("INFLUX_ORG", None)
+INFLUX_BUCKET = env_str("INFLUX_BUCKET", None)
+INFLUX_TIMEOUT = env_float("INFLUX_TIMEOUT", 10.0, minimum=0.1)
+INFLUX_GZIP = env_bool("INFLUX_GZIP", True)
+INFLUX_VERIFY_SSL = env_bool("INFLUX_VERIFY_SSL", True)
+if INFLUX_API_VERSION == "2":
+    for _name, _value in [
+        ("INFLUX_TOKEN", INFLUX_TOKEN),
+        ("INFLUX_ORG", INFLUX_ORG),
+        ("INFLUX_BUCKET", INFLUX_BUCKET),
+    ]:
+        if not _value:
+            raise ImproperlyConfigured(f"{_name} is required when INFLUX_API_VERSION=2")
+if bool(INFLUX_USERNAME) != bool(INFLUX_PASSWORD):
+    raise ImproperlyConfigured("INFLUX_USERNAME and INFLUX_PASSWORD must be set together")
+
+register_secrets(
+    [SECRET_KEY, HA_TOKEN, INFLUX_PASSWORD, INFLUX_TOKEN, urlsplit(CELERY_BROKER_URL).password]
+)

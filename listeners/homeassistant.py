@@ -1,0 +1,266 @@
+"""The Home Assistant WebSocket listener: authenticate, subscribe, normalise, batch.
+
+The loop lives here in small steps (``authenticate``, ``subscribe``, ``handle_frame``,
+``handle_message``) that tests call directly; the management command only wires it up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import ssl
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from listeners.backoff import Backoff
+from listeners.batching import Batcher
+from listeners.normalise import NormaliseError, normalise_event
+
+log = structlog.get_logger(__name__)
+
+# HA answers the handshake at once; waiting longer than this means it is not really there.
+HANDSHAKE_TIMEOUT = 10.0
+# get_states and coalesced event arrays of a big home can be several MB.
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+
+class AuthFailed(Exception):
+    """HA refused the token: retrying quickly cannot help, an operator has to act."""
+
+
+class ProtocolFailed(Exception):
+    """HA answered something the protocol does not allow at this point."""
+
+
+class HomeAssistantListener:
+    # A refused token will not fix itself within seconds; retry slowly so logs stay readable
+    # and HA's login-attempt ban (ip_ban) is not triggered by a hot loop.
+    AUTH_RETRY_MIN = 30.0
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        batcher: Batcher,
+        *,
+        event_types: Sequence[str] = ("state_changed",),
+        backoff: Backoff | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.url, self.token, self.batcher = url, token, batcher
+        self.event_types = list(event_types)
+        self.backoff = backoff or Backoff(initial=0.5, maximum=60.0)
+        self.ssl_context = ssl_context
+        self.stop_event = asyncio.Event()
+        self.next_id = 1
+        self.subscriptions: dict[int, str | None] = {}
+        self.connected = False
+        self.ha_version: str | None = None
+        self.stats = {"events": 0, "unparseable": 0, "skipped": 0, "reconnects": 0}
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Safe to call from a signal handler: it only sets a flag the loop checks."""
+        self.stop_event.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_event.is_set()
+
+    async def run(self) -> None:
+        ticker = asyncio.create_task(self._tick_forever())
+        try:
+            while not self.stopping:
+                delay = await self._one_connection()
+                if delay and not self.stopping:
+                    await self._sleep(delay)
+        finally:
+            ticker.cancel()
+
+    async def _one_connection(self) -> float:
+        """Run one connection to its end; return how long to wait before the next one."""
+        try:
+            await self.session()
+            return 0.0 if self.stopping else self.backoff.next_delay()
+        except AuthFailed as exc:
+            delay = max(self.AUTH_RETRY_MIN, self.backoff.next_delay())
+            log.error("ha_auth_failed", error=str(exc), category="auth", retry_in=round(delay, 1))
+            return delay
+        except (
+            OSError,
+            TimeoutError,
+            ConnectionClosed,
+            InvalidHandshake,
+            InvalidURI,
+            ProtocolFailed,
+        ) as exc:
+            delay = self.backoff.next_delay()
+            level = log.error if self.backoff.serious else log.warning
+            level(
+                "ha_connection_lost",
+                error=f"{type(exc).__name__}: {exc}",
+                category="connection",
+                attempt=self.backoff.failures,
+                retry_in=round(delay, 2),
+            )
+            return delay
+        finally:
+            if self.connected:
+                self.stats["reconnects"] += 1
+            self.connected = False
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop_event.wait(), timeout=seconds)
+
+    async def _tick_forever(self) -> None:
+        # Seals a partly filled batch once it is a flush interval old, even when HA is quiet.
+        period = min(0.25, self.batcher.interval / 2)
+        while True:
+            await asyncio.sleep(period)
+            self.batcher.tick()
+
+    # --- one connection ------------------------------------------------------------------
+    async def session(self) -> None:
+        async with connect(
+            self.url,
+            ssl=self.ssl_context,
+            open_timeout=HANDSHAKE_TIMEOUT,
+            max_size=MAX_FRAME_BYTES,
+            ping_interval=20,
+            ping_timeout=20,
+            close_timeout=2,
+        ) as ws:
+            await self.authenticate(ws)
+            await self.negotiate(ws)
+            await self.subscribe(ws)
+            self.connected = True
+            self.backoff.reset()
+            log.info(
+                "ha_connected",
+                url=self.url,
+                ha_version=self.ha_version,
+                event_types=self.event_types or "all",
+            )
+            await self.read(ws)
+
+    async def read(self, ws: ClientConnection) -> None:
+        stop = asyncio.create_task(self.stop_event.wait())
+        try:
+            while not self.stopping:
+                receive = asyncio.create_task(ws.recv())
+                done, _ = await asyncio.wait({receive, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if receive not in done:
+                    receive.cancel()
+                    break
+                self.handle_frame(receive.result())
+                while not self.batcher.has_room() and not self.stopping:
+                    # Broker is behind: pause reading rather than hold unbounded memory.
+                    await asyncio.sleep(0.05)
+        finally:
+            stop.cancel()
+
+    def _command(self, payload: dict[str, Any]) -> dict[str, Any]:
+        payload = {"id": self.next_id, **payload}
+        self.next_id += 1
+        return payload
+
+    async def _receive_json(self, ws: ClientConnection) -> Any:
+        raw = await asyncio.wait_for(ws.recv(), timeout=HANDSHAKE_TIMEOUT)
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ProtocolFailed("Home Assistant sent a frame that is not JSON") from None
+
+    async def authenticate(self, ws: ClientConnection) -> None:
+        first = await self._receive_json(ws)
+        if not isinstance(first, dict) or first.get("type") != "auth_required":
+            raise ProtocolFailed(f"expected auth_required, got {str(first)[:100]}")
+        await ws.send(json.dumps({"type": "auth", "access_token": self.token}))
+        answer = await self._receive_json(ws)
+        kind = answer.get("type") if isinstance(answer, dict) else None
+        if kind == "auth_invalid":
+            raise AuthFailed(str(answer.get("message") or "access token refused"))
+        if kind != "auth_ok":
+            raise ProtocolFailed(f"expected auth_ok, got {kind!r}")
+        self.ha_version = answer.get("ha_version")
+        # Ids only have to increase within one connection.
+        self.next_id = 1
+        self.subscriptions = {}
+
+    async def _call(self, ws: ClientConnection, payload: dict[str, Any]) -> dict[str, Any]:
+        command = self._command(payload)
+        await ws.send(json.dumps(command))
+        # Events of earlier subscriptions may arrive before our result: handle them as usual.
+        while True:
+            message = await self._receive_json(ws)
+            for item in message if isinstance(message, list) else [message]:
+                if (
+                    isinstance(item, dict)
+                    and item.get("id") == command["id"]
+                    and (item.get("type") == "result")
+                ):
+                    if not item.get("success"):
+                        raise ProtocolFailed(f"{payload['type']} failed: {item.get('error')}")
+                    return item
+                self.handle_message(item)
+
+    async def negotiate(self, ws: ClientConnection) -> None:
+        # Coalesced messages: HA packs events that are ready together into one JSON array,
+        # which cuts frames (and per-frame cost on both sides) by an order of magnitude.
+        await self._call(ws, {"type": "supported_features", "features": {"coalesce_messages": 1}})
+
+    async def subscribe(self, ws: ClientConnection) -> None:
+        for event_type in self.event_types or [None]:
+            payload: dict[str, Any] = {"type": "subscribe_events"}
+            if event_type:
+                payload["event_type"] = event_type
+            result = await self._call(ws, payload)
+            self.subscriptions[result["id"]] = event_type
+
+    # --- messages ------------------------------------------------------------------------
+    def handle_frame(self, raw: str | bytes) -> int:
+        """Handle one WebSocket frame (an object or a coalesced array); returns events taken."""
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            self.stats["unparseable"] += 1
+            log.warning(
+                "ha_frame_unparseable", category="unparseable", bytes=len(raw), head=str(raw[:200])
+            )
+            return 0
+        taken = 0
+        for item in message if isinstance(message, list) else [message]:
+            taken += self.handle_message(item)
+        return taken
+
+    def handle_message(self, message: Any) -> int:
+        if not isinstance(message, dict):
+            self.stats["unparseable"] += 1
+            log.warning("ha_message_unparseable", category="unparseable", head=str(message)[:200])
+            return 0
+        kind = message.get("type")
+        if kind == "event":
+            return self.handle_event(message.get("event"))
+        if kind == "result" and not message.get("success"):
+            log.warning("ha_command_failed", id=message.get("id"), error=message.get("error"))
+        return 0
+
+    def handle_event(self, event: Any) -> int:
+        try:
+            normalised = normalise_event(event)
+        except NormaliseError as exc:
+            self.stats["unparseable"] += 1
+            log.warning("ha_event_unparseable", category="unparseable", error=str(exc))
+            return 0
+        if normalised is None:
+            self.stats["skipped"] += 1
+            return 0
+        self.stats["events"] += 1
+        self.batcher.add(normalised)
+        return 1

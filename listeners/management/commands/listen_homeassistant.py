@@ -1,0 +1,83 @@
+"""python manage.py listen_homeassistant — the long-lived Home Assistant WebSocket listener."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import signal
+import ssl
+import sys
+
+import structlog
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from ingestor_project.celery import app as celery_app
+from listeners.batching import Batcher, PublisherThread
+from listeners.homeassistant import HomeAssistantListener
+from listeners.publish import CeleryPublisher
+
+log = structlog.get_logger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Stream Home Assistant events over its WebSocket API into the ingest queue."
+
+    def handle(self, *args, **options) -> None:
+        url, token, simulator = self._source()
+        batcher = Batcher(
+            CeleryPublisher(celery_app, settings.CELERY_INGEST_QUEUE),
+            size=settings.INGEST_BATCH_SIZE,
+            interval=settings.INGEST_FLUSH_INTERVAL,
+            max_pending=settings.INGEST_MAX_PENDING_BATCHES,
+        )
+        publisher = PublisherThread(batcher)
+        publisher.start()
+        context = None
+        if url.startswith("wss://") and not settings.HA_VERIFY_SSL:
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        listener = HomeAssistantListener(
+            url, token, batcher, event_types=settings.HA_EVENT_TYPES, ssl_context=context
+        )
+        try:
+            asyncio.run(self._run(listener))
+        finally:
+            drained = batcher.drain(settings.INGEST_SHUTDOWN_TIMEOUT)
+            publisher.stop()
+            if simulator is not None:
+                simulator.stop()
+        log.info("listener_stopped", published_events=batcher.published_events, **listener.stats)
+        if not drained:
+            log.error(
+                "listener_stopped_with_unpublished_events",
+                category="connection",
+                events=batcher.pending_events,
+            )
+            sys.exit(1)
+
+    async def _run(self, listener: HomeAssistantListener) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, listener.request_stop)
+        await listener.run()
+
+    def _source(self):
+        if settings.HA_WEBSOCKET_URL:
+            return settings.HA_WEBSOCKET_URL, settings.HA_TOKEN, None
+        from listeners.simulator import SimulatorThread
+
+        token = secrets.token_urlsafe(24)
+        simulator = SimulatorThread(
+            token=token, entities=settings.SIMULATOR_ENTITIES, rate=settings.SIMULATOR_RATE
+        )
+        simulator.start()
+        log.warning(
+            "ha_simulator_in_use",
+            url=simulator.url,
+            entities=settings.SIMULATOR_ENTITIES,
+            rate=settings.SIMULATOR_RATE,
+            hint="HA_URL is not set: events come from the built-in Home Assistant "
+            "simulator. Set HA_URL and HA_TOKEN to listen to a real Home Assistant.",
+        )
+        return simulator.url, token, simulator

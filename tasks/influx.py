@@ -1,0 +1,174 @@
+"""Synchronous InfluxDB writers for API v1 (``/write``) and API v2 (influxdb-client).
+
+Every failure raises a classified WriteError; nothing is buffered here, so a batch is either
+written or its task fails and Celery decides what happens next.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from typing import Protocol
+from urllib.parse import urlencode
+
+import urllib3
+from influxdb_client import InfluxDBClient, WritePrecision
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.rest import ApiException
+
+from tasks.errors import TransientWriteError, WriteError, error_for_status
+
+PRECISIONS = {
+    "s": WritePrecision.S,
+    "ms": WritePrecision.MS,
+    "us": WritePrecision.US,
+    "ns": WritePrecision.NS,
+}
+# Bodies smaller than this are sent as they are: compressing them costs more than it saves.
+GZIP_MIN_BYTES = 1024
+
+
+class Writer(Protocol):
+    def write(self, lines: list[str]) -> None: ...
+
+    def ping(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class V1Writer:
+    """InfluxDB 1.x HTTP API: POST /write?db=...; basic auth so the password stays out of URLs."""
+
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        precision: str = "ns",
+        timeout: float = 10.0,
+        gzip_bodies: bool = True,
+        verify_ssl: bool = True,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.query = urlencode({"db": database, "precision": precision})
+        self.headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if username:
+            pair = f"{username}:{password or ''}".encode()
+            self.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        self.gzip = gzip_bodies
+        self.http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout),
+            retries=False,
+            cert_reqs="CERT_REQUIRED" if verify_ssl else "CERT_NONE",
+        )
+
+    def write(self, lines: list[str]) -> None:
+        body = "\n".join(lines).encode()
+        headers = dict(self.headers)
+        if self.gzip and len(body) >= GZIP_MIN_BYTES:
+            body = gzip.compress(body, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+        response = self.request("POST", f"{self.url}/write?{self.query}", body, headers)
+        if response.status != 204:
+            raise error_for_status(
+                response.status,
+                response.data.decode(errors="replace"),
+                response.headers.get("Retry-After"),
+            )
+
+    def request(self, method: str, url: str, body: bytes | None, headers: dict[str, str]):
+        try:
+            return self.http.request(method, url, body=body, headers=headers)
+        except urllib3.exceptions.HTTPError as exc:
+            raise TransientWriteError(f"InfluxDB unreachable: {type(exc).__name__}") from None
+
+    def ping(self) -> bool:
+        try:
+            return self.request("GET", f"{self.url}/ping", None, self.headers).status == 204
+        except WriteError:
+            return False
+
+    def close(self) -> None:
+        self.http.clear()
+
+
+class V2Writer:
+    """InfluxDB API v2 (2.x, 3.x, Cloud, 1.8+ compatibility) through influxdb-client, SYNCHRONOUS:
+    never the client's batching mode, which swallows errors and loses buffered points on exit."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        org: str,
+        bucket: str,
+        *,
+        precision: str = "ns",
+        timeout: float = 10.0,
+        gzip_bodies: bool = True,
+        verify_ssl: bool = True,
+    ) -> None:
+        self.client = InfluxDBClient(
+            url=url,
+            token=token,
+            org=org,
+            timeout=int(timeout * 1000),
+            enable_gzip=gzip_bodies,
+            verify_ssl=verify_ssl,
+        )
+        # The client's own retries would hide failures from Celery's retry policy.
+        self.client.api_client.configuration.retries = False
+        self.api = self.client.write_api(write_options=SYNCHRONOUS)
+        self.org, self.bucket, self.precision = org, bucket, PRECISIONS[precision]
+
+    def write(self, lines: list[str]) -> None:
+        try:
+            self.api.write(
+                bucket=self.bucket,
+                org=self.org,
+                record="\n".join(lines),
+                write_precision=self.precision,
+            )
+        except ApiException as exc:
+            retry_after = (exc.headers or {}).get("Retry-After")
+            body = str(exc.body or exc.reason)
+            raise error_for_status(exc.status or 0, body, retry_after) from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise TransientWriteError(f"InfluxDB unreachable: {type(exc).__name__}") from None
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except Exception:  # noqa: BLE001 - any failure means "not reachable" for a ping
+            return False
+
+    def close(self) -> None:
+        self.api.close()
+        self.client.close()
+
+
+def writer_from_settings(settings) -> Writer:
+    precision = getattr(settings, "INFLUX_PRECISION", "ns")
+    common = {
+        "precision": precision,
+        "timeout": settings.INFLUX_TIMEOUT,
+        "gzip_bodies": settings.INFLUX_GZIP,
+        "verify_ssl": settings.INFLUX_VERIFY_SSL,
+    }
+    if settings.INFLUX_API_VERSION == "2":
+        return V2Writer(
+            settings.INFLUX_URL,
+            settings.INFLUX_TOKEN,
+            settings.INFLUX_ORG,
+            settings.INFLUX_BUCKET,
+            **common,
+        )
+    return V1Writer(
+        settings.INFLUX_URL,
+        settings.INFLUX_DATABASE,
+        username=settings.INFLUX_USERNAME,
+        password=settings.INFLUX_PASSWORD,
+        **common,
+    )

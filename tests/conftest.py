@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kombu import Connection
+
+from tests.helpers import TEST_BROKER_URL, TEST_INFLUX_URL, InfluxV1, Processes, influx_reachable
+
+
+@pytest.fixture
+def influx() -> Iterator[InfluxV1]:
+    """A fresh database on the test InfluxDB 1.x (started by `make test`)."""
+    if not influx_reachable(TEST_INFLUX_URL):
+        pytest.fail(
+            f"InfluxDB is not answering at {TEST_INFLUX_URL}: run the tests with "
+            "`make test`, which starts it (scripts/influxdb.sh)"
+        )
+    db = InfluxV1(TEST_INFLUX_URL, f"test_{uuid.uuid4().hex[:12]}")
+    db.query(f'CREATE DATABASE "{db.database}"', database=False)
+    yield db
+    db.query(f'DROP DATABASE "{db.database}"', database=False)
+
+
+@pytest.fixture
+def ingest_queue() -> Iterator[str]:
+    """A queue of the test's own on the machine's RabbitMQ, deleted afterwards."""
+    name = f"ingest-test-{uuid.uuid4().hex[:10]}"
+    try:
+        with Connection(TEST_BROKER_URL, connect_timeout=5) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the broker fails the test
+        pytest.fail(f"RabbitMQ is not reachable at 127.0.0.1:5672: {exc!r}")
+    yield name
+    with Connection(TEST_BROKER_URL) as conn:
+        channel = conn.channel()
+        channel.queue_delete(name)
+        channel.exchange_delete(name)
+
+
+@pytest.fixture
+def processes(tmp_path) -> Iterator[Processes]:
+    procs = Processes(tmp_path)
+    yield procs
+    procs.stop_all()
+
+
+@pytest.fixture
+def victoria_metrics(tmp_path) -> Iterator[str]:
+    """A private VictoriaMetrics (Debian's package): a real server speaking /api/v2/write."""
+    import shutil
+    import socket
+    import subprocess
+
+    from tests.helpers import wait_until
+
+    binary = shutil.which("victoria-metrics")
+    if binary is None:
+        pytest.fail("victoria-metrics is not installed: `make test` installs Debian's package")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [binary, f"-storageDataPath={tmp_path / 'vm'}", f"-httpListenAddr=127.0.0.1:{port}",
+         "-retentionPeriod=100y", "-search.latencyOffset=0s", "-loggerLevel=ERROR"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        from urllib.request import urlopen
+
+        try:
+            with urlopen(f"{url}/health", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_until(healthy, 30, "victoria-metrics to answer /health")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(20)
