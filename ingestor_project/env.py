@@ -155,3 +155,37 @@ def env_secret(name: str, default: object = _UNSET, *, environ: Mapping[str, str
     if default is _UNSET:
         raise _missing(name, f"a secret in {name} or a file path in {name}_FILE")
     return default
+
+
+def env_json(name: str, default: object = _UNSET, *, environ: Mapping[str, str] | None = None):
+    """A JSON document (for structured settings such as per-entity overrides)."""
+    import json
+
+    value = _raw(name, environ)
+    if value is None:
+        if default is _UNSET:
+            raise _missing(name, "a JSON document")
+        return default
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not valid JSON: {exc}") from None
+
+
+def env_mapping(
+    name: str,
+    default: Mapping[str, str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """key=value pairs separated by commas: ``site=home,floor=1``."""
+    pairs = env_list(name, environ=environ)
+    if not pairs:
+        return dict(default or {})
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ImproperlyConfigured(f"{name}: {pair!r} is not key=value")
+        result[key.strip()] = value.strip()
+    return result

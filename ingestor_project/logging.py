@@ -79,6 +79,7 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
         final = [structlog.processors.format_exc_info, _redact_rendered, renderer]
     else:
         final = [_redact_rendered, structlog.dev.ConsoleRenderer(colors=False)]
+    quiet = "DEBUG" if level == "DEBUG" else "WARNING"
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -94,5 +95,9 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
         "loggers": {
             # websockets logs every frame at DEBUG; keep it at INFO unless asked otherwise.
             "websockets": {"level": max(logging.getLevelName(level), logging.INFO)},
+            # Celery logs every task received and succeeded with its arguments: thousands of
+            # events a second. batch_written says the same once per batch, without the payload.
+            "celery.app.trace": {"level": quiet},
+            "celery.worker.strategy": {"level": quiet},
         },
     }

@@ -24,6 +24,7 @@ from ingestor_project.env import (
 )
 from ingestor_project.logging import logging_config, register_secrets
 from listeners.ha_url import websocket_url
+from tasks.schema_config import schema_options_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / ".data")))
@@ -122,8 +123,10 @@ except ValueError as exc:
 HA_TOKEN = env_secret("HA_TOKEN", None)
 if HA_WEBSOCKET_URL and not HA_TOKEN:
     raise ImproperlyConfigured("HA_TOKEN is required when HA_URL is set: a long-lived access token")
-# Empty means every event type (one subscription without event_type).
+# "*" subscribes to every event type (one subscription without event_type).
 HA_EVENT_TYPES = env_list("HA_EVENT_TYPES", ["state_changed"])
+if "*" in HA_EVENT_TYPES:
+    HA_EVENT_TYPES = []
 HA_VERIFY_SSL = env_bool("HA_VERIFY_SSL", True)
 SIMULATOR_ENTITIES = env_int("SIMULATOR_ENTITIES", 50, minimum=1)
 SIMULATOR_RATE = env_float("SIMULATOR_RATE", 5.0, minimum=0.01)
@@ -149,6 +152,22 @@ INFLUX_BUCKET = env_str("INFLUX_BUCKET", None)
 INFLUX_TIMEOUT = env_float("INFLUX_TIMEOUT", 10.0, minimum=0.1)
 INFLUX_GZIP = env_bool("INFLUX_GZIP", True)
 INFLUX_VERIFY_SSL = env_bool("INFLUX_VERIFY_SSL", True)
+# The point schema (HA influxdb integration options and our improvements), validated here.
+INGEST_SCHEMA = schema_options_from_env()
+INFLUX_PRECISION = INGEST_SCHEMA.precision
+# Distinct values admitted per tag key (tags_attributes, event tags) per worker process; 0: no cap.
+INFLUX_MAX_TAG_VALUES = env_int("INFLUX_MAX_TAG_VALUES", 1000, minimum=0)
+
+# --- Entity filter (HA's include/exclude: domains, entity globs, entity ids) -------------------
+ENTITY_FILTER = {
+    "include_domains": env_list("INCLUDE_DOMAINS"),
+    "include_globs": env_list("INCLUDE_ENTITY_GLOBS"),
+    "include_entities": env_list("INCLUDE_ENTITIES"),
+    "exclude_domains": env_list("EXCLUDE_DOMAINS"),
+    "exclude_globs": env_list("EXCLUDE_ENTITY_GLOBS"),
+    "exclude_entities": env_list("EXCLUDE_ENTITIES"),
+}
+
 if INFLUX_API_VERSION == "2":
     for _name, _value in [
         ("INFLUX_TOKEN", INFLUX_TOKEN),

@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from listeners.backoff import Backoff
 from listeners.batching import Batcher
+from listeners.filters import EntityFilter
 from listeners.normalise import NormaliseError, normalise_event
 
 log = structlog.get_logger(__name__)
@@ -51,17 +52,19 @@ class HomeAssistantListener:
         event_types: Sequence[str] = ("state_changed",),
         backoff: Backoff | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        entity_filter: EntityFilter | None = None,
     ) -> None:
         self.url, self.token, self.batcher = url, token, batcher
         self.event_types = list(event_types)
         self.backoff = backoff or Backoff(initial=0.5, maximum=60.0)
         self.ssl_context = ssl_context
+        self.entity_filter = entity_filter if entity_filter and not entity_filter.empty else None
         self.stop_event = asyncio.Event()
         self.next_id = 1
         self.subscriptions: dict[int, str | None] = {}
         self.connected = False
         self.ha_version: str | None = None
-        self.stats = {"events": 0, "unparseable": 0, "skipped": 0, "reconnects": 0}
+        self.stats = {"events": 0, "unparseable": 0, "skipped": 0, "filtered": 0, "reconnects": 0}
 
     # --- lifecycle -----------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -260,6 +263,10 @@ class HomeAssistantListener:
             return 0
         if normalised is None:
             self.stats["skipped"] += 1
+            return 0
+        entity_id = normalised.get("entity_id")
+        if entity_id and self.entity_filter and not self.entity_filter.matches(entity_id):
+            self.stats["filtered"] += 1
             return 0
         self.stats["events"] += 1
         self.batcher.add(normalised)

@@ -1,36 +1,72 @@
-"""Normalised events to InfluxDB points, with the schema of Home Assistant's ``influxdb``
-integration by default so existing dashboards keep working. Pure and I/O-free.
+"""Normalised events to InfluxDB points. Pure and I/O-free.
+
+By default the points are exactly those of Home Assistant's ``influxdb`` integration, so existing
+dashboards keep working (the behaviour each rule pins is written up in
+docs/ha-influxdb-parity.md). Where that integration loses data or poisons batches we do better,
+each improvement switchable in SchemaOptions:
+
+- list and dict attributes as JSON text instead of Python's repr (``json_attributes``);
+- ``unknown``/``unavailable`` optionally kept as a ``state`` string (``write_unavailable``);
+- non-finite numbers are dropped everywhere, including ``value`` (HA writes NaN, which
+  InfluxDB rejects with the whole batch);
+- field types never change under one name: ``value`` is always a float, ``state`` always text,
+  an attribute ``x`` is always a float and ``x_str`` always text (attributes named ``state`` or
+  ``value`` are always renamed ``state_``/``value_``, a number under a name ending in ``_str``
+  gets ``_num`` appended, and ``time`` becomes ``time_``);
+- names InfluxDB cannot store never reach it (see tasks/line_protocol.py): the attribute is
+  left out and reported, the measurement falls back to the entity id;
+- events other than ``state_changed`` are stored in their own measurement.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from tasks.line_protocol import line
+from tasks.line_protocol import Unrepresentable, line, representable_tag_value
 
-# HA's state_as_number (homeassistant/helpers/state.py): these states also get a numeric value.
-_STATE_NUMBERS = {
-    "on": 1.0,
-    "locked": 1.0,
-    "above_horizon": 1.0,
-    "open": 1.0,
-    "home": 1.0,
-    "off": 0.0,
-    "unlocked": 0.0,
-    "unknown": 0.0,
-    "below_horizon": 0.0,
-    "closed": 0.0,
+# HA's state_as_number (homeassistant/helpers/state.py): exact, case-sensitive matches.
+STATE_NUMBERS = {
+    "on": 1.0, "locked": 1.0, "above_horizon": 1.0, "open": 1.0, "home": 1.0,
+    "off": 0.0, "unlocked": 0.0, "unknown": 0.0, "below_horizon": 0.0, "closed": 0.0,
     "not_home": 0.0,
-}
-# States HA's integration never writes: they carry no measurement.
-_SKIPPED_STATES = {"unknown", "unavailable", ""}
+}  # fmt: skip
+UNAVAILABLE_STATES = ("unknown", "unavailable")
 # A text attribute with digits inside also gets a float field, as in HA's integration.
 _DIGIT_TAIL = re.compile(r"^[^\.]*\d+\.?\d+[^\.]*$")
 _NOT_DECIMAL = re.compile(r"[^\d.]+")
+PRECISION_DIVISORS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+MEASUREMENT_ATTRS = ("unit_of_measurement", "domain__device_class", "entity_id")
+RESERVED_FIELDS = frozenset({"state", "value"})
+
+
+@dataclass(frozen=True)
+class EntityOverrides:
+    """HA's component_config / _domain / _glob: per-key merge, domain < glob < entity."""
+
+    entities: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    domains: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    globs: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+
+    def __post_init__(self) -> None:
+        patterns = tuple((re.compile(fnmatch.translate(g)), cfg) for g, cfg in self.globs)
+        object.__setattr__(self, "_patterns", patterns)
+        object.__setattr__(self, "get", lru_cache(maxsize=65536)(self._lookup))
+
+    def _lookup(self, entity_id: str) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        merged.update(self.domains.get(entity_id.split(".", 1)[0], {}))
+        for pattern, cfg in self._patterns:  # type: ignore[attr-defined]
+            if pattern.match(entity_id):
+                merged.update(cfg)
+        merged.update(self.entities.get(entity_id, {}))
+        return merged
 
 
 @dataclass(frozen=True)
@@ -38,19 +74,36 @@ class SchemaOptions:
     measurement_attr: str = "unit_of_measurement"
     default_measurement: str | None = None
     override_measurement: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
     tags_attributes: frozenset[str] = frozenset()
     ignore_attributes: frozenset[str] = frozenset()
-    # Improvement over HA: lists and dicts as JSON text instead of Python's repr.
+    overrides: EntityOverrides = field(default_factory=EntityOverrides)
+    precision: str = "ns"
     json_attributes: bool = True
+    write_unavailable: bool = False
     events_measurement: str = "ha_events"
+    # Keys of event data that become tags of other events: bounded vocabularies only.
+    event_tag_keys: tuple[str, ...] = ("domain", "service")
+
+
+@dataclass
+class Conversion:
+    """The line for one event (None: nothing to store) and what had to be left out, and why."""
+
+    line: str | None
+    problems: list[str] = field(default_factory=list)
+
+
+TagGuard = Callable[[str, str], str]
 
 
 def _float(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
+    """Python's float() as HA applies it: bools and ints count, huge ints do not."""
+    if isinstance(value, (bool, int, float)):
+        try:
+            return float(value)
+        except OverflowError:
+            return None
     if isinstance(value, str):
         try:
             return float(value)
@@ -61,103 +114,179 @@ def _float(value: Any) -> float | None:
 
 def _text(value: Any, options: SchemaOptions) -> str:
     if options.json_attributes and isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        return json.dumps(
+            value, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=str
+        )
     return str(value)
 
 
-def _measurement(entity_id: str, attributes: dict[str, Any], options: SchemaOptions) -> str:
+def _measurement(
+    entity_id: str, attributes: Mapping[str, Any], override: Any, options: SchemaOptions
+) -> tuple[str, bool, bool]:
+    """(measurement, include_uom, include_device_class) as HA's integration decides them."""
+    if override not in (None, ""):
+        return str(override), True, True
     if options.override_measurement:
-        return options.override_measurement
+        return options.override_measurement, True, True
+    include_dc = True
     if options.measurement_attr == "entity_id":
-        measurement = entity_id
+        measurement: Any = entity_id
     elif options.measurement_attr == "domain__device_class":
-        domain = entity_id.split(".", 1)[0]
         device_class = attributes.get("device_class")
+        domain = entity_id.split(".", 1)[0]
         measurement = domain if device_class is None else f"{domain}__{device_class}"
+        include_dc = device_class is None
     else:
         measurement = attributes.get(options.measurement_attr)
     if measurement in (None, ""):
-        return options.default_measurement or entity_id
-    return str(measurement)
+        return options.default_measurement or entity_id, True, include_dc
+    return str(measurement), options.measurement_attr != "unit_of_measurement", include_dc
 
 
 def _state_fields(state: str) -> dict[str, Any]:
     value = _float(state)
     if value is not None:
         return {"value": value}
-    number = _STATE_NUMBERS.get(state.lower())
+    number = STATE_NUMBERS.get(state)
     if number is not None:
         return {"state": state, "value": number}
     return {"state": state}
 
 
-def _attribute_fields(
-    attributes: dict[str, Any],
-    fields: dict[str, Any],
-    tags: dict[str, str],
+def _field_name(key: str, fields: Mapping[str, Any]) -> str:
+    if key in fields or key in RESERVED_FIELDS:
+        key = f"{key}_"
+    return "time_" if key == "time" else key
+
+
+def _add_attribute(key: str, value: Any, fields: dict[str, Any], options: SchemaOptions) -> None:
+    key = _field_name(key, fields)
+    number = _float(value)
+    if number is not None:
+        if math.isfinite(number):
+            fields[f"{key}_num" if key.endswith("_str") else key] = number
+        return
+    text = _text(value, options)
+    fields[f"{key}_str"] = text
+    if _DIGIT_TAIL.match(text):
+        number = _float(_NOT_DECIMAL.sub("", text))
+        if number is not None and math.isfinite(number):
+            fields[f"{key}_num" if key.endswith("_str") else key] = number
+
+
+def _attributes(
+    attributes: Mapping[str, Any],
     skip: set[str],
+    tags: dict[str, str],
+    fields: dict[str, Any],
     options: SchemaOptions,
 ) -> None:
     for key, value in attributes.items():
         if key in options.tags_attributes:
-            tags[key] = _text(value, options)
-            continue
-        if key in skip:
-            continue
-        if key in fields:
-            key = f"{key}_"
-        number = _float(value) if value is not None else None
-        if number is not None:
-            if math.isfinite(number):
-                fields[key] = number
-            continue
-        text = "None" if value is None else _text(value, options)
-        fields[f"{key}_str"] = text
-        if _DIGIT_TAIL.match(text):
-            number = _float(_NOT_DECIMAL.sub("", text))
-            if number is not None and math.isfinite(number):
-                fields[key] = number
+            text = _text(value, options)
+            if representable_tag_value(text):
+                tags[key] = text
+                continue
+        if key not in skip:
+            _add_attribute(key, value, fields, options)
 
 
-def state_point(event: dict[str, Any], options: SchemaOptions) -> str | None:
-    state = event["state"]
-    if state in _SKIPPED_STATES or state == "unavailable":
-        return None
-    entity_id = event["entity_id"]
+def _ignored(entity_config: Mapping[str, Any], options: SchemaOptions) -> set[str]:
+    ignored = entity_config.get("ignore_attributes") or ()
+    if isinstance(ignored, str):
+        ignored = (ignored,)
+    return set(ignored) | options.ignore_attributes
+
+
+def state_fields_and_tags(event: Mapping[str, Any], options: SchemaOptions):
+    """(measurement, tags, fields) of a state change, or None when HA would skip it."""
+    state, entity_id = event["state"], event["entity_id"]
     domain, _, object_id = entity_id.partition(".")
-    attributes = event.get("attributes") or {}
-    measurement = _measurement(entity_id, attributes, options)
-    skip = set(options.ignore_attributes)
-    # The attribute that named the measurement is not repeated as a field (HA does the same).
-    if options.measurement_attr == "unit_of_measurement" and measurement == str(
-        attributes.get("unit_of_measurement")
-    ):
-        skip.add("unit_of_measurement")
-    if options.measurement_attr == "domain__device_class" and "device_class" in attributes:
-        skip.add("device_class")
     tags = {"domain": domain, "entity_id": object_id}
+    if state in UNAVAILABLE_STATES or state == "":
+        if not (options.write_unavailable and state):
+            return None
+        return entity_id, {**tags, **options.tags}, {"state": state}
+    attributes = event.get("attributes") or {}
+    entity_config = options.overrides.get(entity_id)  # type: ignore[operator]
+    measurement, include_uom, include_dc = _measurement(
+        entity_id, attributes, entity_config.get("override_measurement"), options
+    )
+    skip = _ignored(entity_config, options)
+    if not include_uom:
+        skip.add("unit_of_measurement")
+    if not include_dc:
+        skip.add("device_class")
     fields = _state_fields(state)
-    _attribute_fields(attributes, fields, tags, skip, options)
+    _attributes(attributes, skip, tags, fields, options)
     tags.update(options.tags)
-    return line(measurement, tags, fields, event["time"])
+    return measurement, tags, fields
 
 
-def other_event_point(event: dict[str, Any], options: SchemaOptions) -> str | None:
+def _event_fields_and_tags(event: Mapping[str, Any], options: SchemaOptions):
     data = event.get("data") or {}
     tags = {"event_type": event["event_type"]}
-    for key in ("domain", "service"):
-        if isinstance(data.get(key), str):
-            tags[key] = data[key]
-    fields: dict[str, Any] = {"data": json.dumps(data, ensure_ascii=False, sort_keys=True)}
+    for key in options.event_tag_keys:
+        value = data.get(key)
+        if isinstance(value, str) and representable_tag_value(value):
+            tags[key] = value
+    fields: dict[str, Any] = {
+        "data": json.dumps(data, ensure_ascii=False, sort_keys=True, default=str)
+    }
     for key in ("context_id", "context_parent_id", "context_user_id"):
         if event.get(key):
             fields[key] = str(event[key])
     tags.update(options.tags)
-    return line(options.events_measurement, tags, fields, event["time"])
+    return options.events_measurement, tags, fields
 
 
-def event_to_line(event: dict[str, Any], options: SchemaOptions) -> str | None:
-    """One normalised event to one line of line protocol, or None if there is nothing to store."""
+def _build(
+    measurement: str,
+    tags: dict[str, str],
+    fields: dict[str, Any],
+    time: int,
+    fallback: str,
+    problems: list[str],
+) -> str | None:
+    """Line protocol, leaving out what InfluxDB cannot store and saying why."""
+    for key in [k for k in fields if not _storable_key(k)]:
+        problems.append(f"field {key[:60]!r} left out: not a storable field name")
+        del fields[key]
+    for key in [k for k in tags if not _storable_key(k)]:
+        problems.append(f"tag {key[:60]!r} left out: not a storable tag name")
+        del tags[key]
+    try:
+        return line(measurement, tags, fields, time)
+    except Unrepresentable as exc:
+        if exc.what != "measurement":
+            raise
+        problems.append(f"{exc}; written to measurement {fallback!r} instead")
+        return line(fallback, tags, fields, time)
+
+
+def _storable_key(key: str) -> bool:
+    return representable_tag_value(key) and key != "time"
+
+
+def convert(
+    event: Mapping[str, Any], options: SchemaOptions, guard: TagGuard | None = None
+) -> Conversion:
+    """One normalised event to one line; Unrepresentable only for an impossible timestamp."""
+    problems: list[str] = []
     if event.get("event_type") == "state_changed":
-        return state_point(event, options)
-    return other_event_point(event, options)
+        parts = state_fields_and_tags(event, options)
+        fallback = event["entity_id"]
+    else:
+        parts = _event_fields_and_tags(event, options)
+        fallback = "ha_events"
+    if parts is None:
+        return Conversion(None, problems)
+    measurement, tags, fields = parts
+    if guard is not None:
+        tags = {key: guard(key, value) for key, value in tags.items()}
+    time = event["time"] // PRECISION_DIVISORS[options.precision]
+    return Conversion(_build(measurement, tags, fields, time, fallback, problems), problems)
+
+
+def event_to_line(event: Mapping[str, Any], options: SchemaOptions) -> str | None:
+    return convert(event, options).line

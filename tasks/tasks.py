@@ -17,7 +17,7 @@ log = structlog.get_logger(__name__)
 
 @worker_process_init.connect
 def _fresh_writer_after_fork(**_kwargs: Any) -> None:
-    ingest.reset_writer()
+    ingest.reset_process_state()
 
 
 @shared_task(

@@ -55,8 +55,7 @@ def stored_points(influx) -> dict[tuple, dict]:
 
 
 def assert_every_point_once(influx, expected: dict[tuple, dict]) -> None:
-    wait_until(lambda: influx.count() >= len(expected), 120,
-               f"{len(expected)} points in InfluxDB")
+    wait_until(lambda: influx.count() >= len(expected), 120, f"{len(expected)} points in InfluxDB")
     stored = stored_points(influx)
     assert len(stored) == len(expected), "InfluxDB holds points nobody sent"
     for key, fields in expected.items():
@@ -69,9 +68,14 @@ def assert_every_point_once(influx, expected: dict[tuple, dict]) -> None:
 def pipeline_env(influx, ingest_queue, tmp_path):
     def make(simulator: SimulatorThread, **extra: str) -> dict[str, str]:
         return service_env(
-            CELERY_INGEST_QUEUE=ingest_queue, INFLUX_URL=TEST_INFLUX_URL,
-            INFLUX_DATABASE=influx.database, HA_URL=simulator.url, HA_TOKEN=TOKEN,
-            INGEST_BATCH_SIZE="500", INGEST_FLUSH_INTERVAL="0.2", DATA_DIR=str(tmp_path),
+            CELERY_INGEST_QUEUE=ingest_queue,
+            INFLUX_URL=TEST_INFLUX_URL,
+            INFLUX_DATABASE=influx.database,
+            HA_URL=simulator.url,
+            HA_TOKEN=TOKEN,
+            INGEST_BATCH_SIZE="500",
+            INGEST_FLUSH_INTERVAL="0.2",
+            DATA_DIR=str(tmp_path),
             **extra,
         )
 
@@ -119,11 +123,18 @@ def test_the_listener_reconnects_after_two_drops_and_loses_nothing_it_was_sent(
     processes.manage("listener", ["listen_homeassistant"], env)
 
     for drop, after in enumerate((1200, 2400), start=1):
-        wait_until(lambda after=after: len(simulator.delivered_state_changes()) >= after, 60,
-                   f"{after} events delivered")
+        wait_until(
+            lambda after=after: len(simulator.delivered_state_changes()) >= after,
+            60,
+            f"{after} events delivered",
+        )
         simulator.drop_connections()
-        wait_until(lambda drop=drop: simulator.connection_count >= drop + 1
-                   and simulator.subscriber_count == 1, 30, "the listener to re-subscribe")
+        wait_until(
+            lambda drop=drop: simulator.connection_count >= drop + 1
+            and simulator.subscriber_count == 1,
+            30,
+            "the listener to re-subscribe",
+        )
     simulator.wait_until_done(timeout=60)
 
     delivered = simulator.delivered_state_changes()

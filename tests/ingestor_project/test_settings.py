@@ -14,8 +14,14 @@ CHECK = "import django; django.setup(); from django.conf import settings; print(
 
 
 def start(**env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", CHECK], cwd=ROOT, env={**BASE, **env},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", CHECK],
+        cwd=ROOT,
+        env={**BASE, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_debug_is_off_and_secret_key_required_by_default():
@@ -37,16 +43,18 @@ def test_a_malformed_value_names_the_variable():
 
 
 def test_api_v2_requires_token_org_and_bucket():
-    result = start(SECRET_KEY="x" * 50, INFLUX_API_VERSION="2", INFLUX_ORG="home",
-                   INFLUX_BUCKET="ha")
+    result = start(
+        SECRET_KEY="x" * 50, INFLUX_API_VERSION="2", INFLUX_ORG="home", INFLUX_BUCKET="ha"
+    )
     assert "INFLUX_TOKEN is required when INFLUX_API_VERSION=2" in result.stderr
 
 
 def test_ha_url_needs_a_token_and_a_usable_url():
     assert "HA_TOKEN is required" in start(SECRET_KEY="x" * 50, HA_URL="http://ha:8123").stderr
-    assert "HA_URL='ftp://ha' is not usable" in start(
-        SECRET_KEY="x" * 50, HA_URL="ftp://ha", HA_TOKEN="t" * 20
-    ).stderr
+    assert (
+        "HA_URL='ftp://ha' is not usable"
+        in start(SECRET_KEY="x" * 50, HA_URL="ftp://ha", HA_TOKEN="t" * 20).stderr
+    )
 
 
 @pytest.mark.django_db

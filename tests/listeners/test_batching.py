@@ -19,8 +19,13 @@ def event(n: int) -> dict:
 
 def make(publish=None, size=3, interval=1.0, clock=None) -> tuple[Batcher, list[Batch]]:
     published: list[Batch] = []
-    batcher = Batcher(publish or published.append, size=size, interval=interval, max_pending=2,
-                      clock=clock or Clock())
+    batcher = Batcher(
+        publish or published.append,
+        size=size,
+        interval=interval,
+        max_pending=2,
+        clock=clock or Clock(),
+    )
     return batcher, published
 
 

@@ -18,8 +18,11 @@ def state_changed(state="21.5", attributes=None, **new_state_extra):
     }
     return {
         "event_type": "state_changed",
-        "data": {"entity_id": "sensor.kitchen_temperature", "old_state": None,
-                 "new_state": new_state},
+        "data": {
+            "entity_id": "sensor.kitchen_temperature",
+            "old_state": None,
+            "new_state": new_state,
+        },
         "origin": "LOCAL",
         "time_fired": "2026-01-02T03:04:05.123456+00:00",
         "context": {"id": "01JGZ8ZT1E0000000000000000", "parent_id": None, "user_id": "u1"},
@@ -64,13 +67,20 @@ def test_a_removed_entity_gives_nothing_to_store():
 
 
 def test_other_events_keep_their_data_and_time_fired():
-    raw = {"event_type": "call_service", "time_fired": "2026-01-02T03:04:05+00:00",
-           "data": {"domain": "light", "service": "turn_on"}, "origin": "LOCAL",
-           "context": {"id": "c1", "parent_id": "p1", "user_id": None}}
-    assert normalise_event(raw) == {
-        "source": "homeassistant", "event_type": "call_service", "time": 1767323045000000000,
+    raw = {
+        "event_type": "call_service",
+        "time_fired": "2026-01-02T03:04:05+00:00",
         "data": {"domain": "light", "service": "turn_on"},
-        "context_id": "c1", "context_parent_id": "p1",
+        "origin": "LOCAL",
+        "context": {"id": "c1", "parent_id": "p1", "user_id": None},
+    }
+    assert normalise_event(raw) == {
+        "source": "homeassistant",
+        "event_type": "call_service",
+        "time": 1767323045000000000,
+        "data": {"domain": "light", "service": "turn_on"},
+        "context_id": "c1",
+        "context_parent_id": "p1",
     }
 
 
@@ -81,9 +91,14 @@ def test_other_events_keep_their_data_and_time_fired():
         {"data": {}},
         {"event_type": "state_changed"},
         {"event_type": "state_changed", "data": {"new_state": "on"}},
-        {"event_type": "state_changed", "data": {"new_state": {"entity_id": "nodot", "state": "1"}}},
-        {"event_type": "state_changed",
-         "data": {"new_state": {"entity_id": "a.b", "state": 1, "last_updated": "x"}}},
+        {
+            "event_type": "state_changed",
+            "data": {"new_state": {"entity_id": "nodot", "state": "1"}},
+        },
+        {
+            "event_type": "state_changed",
+            "data": {"new_state": {"entity_id": "a.b", "state": 1, "last_updated": "x"}},
+        },
     ],
 )
 def test_events_without_has_shape_are_rejected_with_a_reason(broken):

@@ -12,8 +12,15 @@ from tests.helpers import TEST_INFLUX_URL
 def test_it_writes_points_that_read_back(influx):
     writer = V1Writer(TEST_INFLUX_URL, influx.database)
     writer.write(["°C,domain=sensor,entity_id=kitchen value=21.5 1767323045123456000"])
-    assert influx.points() == [{"measurement": "°C", "time": 1767323045123456000,
-                                "domain": "sensor", "entity_id": "kitchen", "value": 21.5}]
+    assert influx.points() == [
+        {
+            "measurement": "°C",
+            "time": 1767323045123456000,
+            "domain": "sensor",
+            "entity_id": "kitchen",
+            "value": 21.5,
+        }
+    ]
 
 
 def test_large_bodies_are_gzipped_and_accepted(influx):

@@ -41,8 +41,14 @@ class ProxyHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         raw = gzip.decompress(body) if self.headers.get("Content-Encoding") == "gzip" else body
         parts = urlsplit(self.path)
-        self.server.requests.append({"path": parts.path, "query": parse_qs(parts.query),
-                                     "headers": dict(self.headers), "body": raw.decode()})
+        self.server.requests.append(
+            {
+                "path": parts.path,
+                "query": parse_qs(parts.query),
+                "headers": dict(self.headers),
+                "body": raw.decode(),
+            }
+        )
         if self.server.reject_with:
             self._answer(self.server.reject_with, b'{"code":"unauthorized","message":"no"}')
             return
@@ -73,8 +79,14 @@ def exported(url: str) -> list[dict]:
 
 def test_it_sends_org_bucket_precision_and_token_and_the_server_stores_the_points(proxy):
     now = time.time_ns()
-    writer = V2Writer(f"http://127.0.0.1:{proxy.server_port}", "test-token-v2", "home", "ha",
-                      precision="ns", gzip_bodies=True)
+    writer = V2Writer(
+        f"http://127.0.0.1:{proxy.server_port}",
+        "test-token-v2",
+        "home",
+        "ha",
+        precision="ns",
+        gzip_bodies=True,
+    )
     lines = [f"W,domain=sensor,entity_id=plug_{n} value={n}.5 {now + n}" for n in range(300)]
     writer.write(lines)
     writer.close()

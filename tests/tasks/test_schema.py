@@ -9,8 +9,14 @@ OPTIONS = SchemaOptions()
 
 
 def state(entity_id, value, **attributes):
-    return {"source": "homeassistant", "event_type": "state_changed", "time": T,
-            "entity_id": entity_id, "state": value, "attributes": attributes}
+    return {
+        "source": "homeassistant",
+        "event_type": "state_changed",
+        "time": T,
+        "entity_id": entity_id,
+        "state": value,
+        "attributes": attributes,
+    }
 
 
 def test_a_sensor_with_a_unit_is_measured_in_that_unit():
@@ -36,8 +42,14 @@ def test_unknown_and_unavailable_are_skipped():
 
 def test_attributes_become_float_fields_or_str_fields():
     text = event_to_line(
-        state("climate.hall", "heat", current_temperature=20.5, hvac_action="heating",
-              hvac_modes=["off", "heat"], friendly_name="Hall 2"),
+        state(
+            "climate.hall",
+            "heat",
+            current_temperature=20.5,
+            hvac_action="heating",
+            hvac_modes=["off", "heat"],
+            friendly_name="Hall 2",
+        ),
         OPTIONS,
     )
     assert text == (
@@ -49,14 +61,20 @@ def test_attributes_become_float_fields_or_str_fields():
 
 
 def test_non_finite_attributes_are_dropped():
-    text = event_to_line(state("sensor.x", "1", unit_of_measurement="W", peak=float("inf")),
-                         OPTIONS)
+    text = event_to_line(
+        state("sensor.x", "1", unit_of_measurement="W", peak=float("inf")), OPTIONS
+    )
     assert text == f"W,domain=sensor,entity_id=x value=1.0 {T}"
 
 
 def test_other_events_go_to_their_own_measurement_with_the_context_as_fields():
-    event = {"source": "homeassistant", "event_type": "call_service", "time": T,
-             "data": {"domain": "light", "service": "turn_on"}, "context_id": "ctx1"}
+    event = {
+        "source": "homeassistant",
+        "event_type": "call_service",
+        "time": T,
+        "data": {"domain": "light", "service": "turn_on"},
+        "context_id": "ctx1",
+    }
     assert event_to_line(event, OPTIONS) == (
         "ha_events,domain=light,event_type=call_service,service=turn_on "
         'data="{\\"domain\\": \\"light\\", \\"service\\": \\"turn_on\\"}",context_id="ctx1" '

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand
 
 from ingestor_project.celery import app as celery_app
 from listeners.batching import Batcher, PublisherThread
+from listeners.filters import EntityFilter
 from listeners.homeassistant import HomeAssistantListener
 from listeners.publish import CeleryPublisher
 
@@ -38,7 +39,12 @@ class Command(BaseCommand):
             context = ssl.create_default_context()
             context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         listener = HomeAssistantListener(
-            url, token, batcher, event_types=settings.HA_EVENT_TYPES, ssl_context=context
+            url,
+            token,
+            batcher,
+            event_types=settings.HA_EVENT_TYPES,
+            ssl_context=context,
+            entity_filter=EntityFilter(**settings.ENTITY_FILTER),
         )
         try:
             asyncio.run(self._run(listener))

@@ -35,8 +35,7 @@ class Command(BaseCommand):
     def _create(self, writer: V1Writer) -> None:
         query = urlencode({"q": f'CREATE DATABASE "{settings.INFLUX_DATABASE}"'})
         try:
-            response = writer.request("POST", f"{writer.url}/query?{query}", None,
-                                       writer.headers)
+            response = writer.request("POST", f"{writer.url}/query?{query}", None, writer.headers)
         except WriteError as exc:
             raise CommandError(str(exc)) from None
         if response.status != 200:
