@@ -34,8 +34,13 @@ def _transport_options(broker_url: str) -> dict:
     return {}
 
 
+def _queue(name: str) -> Queue:
+    return Queue(name, Exchange(name, type="direct"), routing_key=name, durable=True)
+
+
 def configure(celery_app: Celery) -> None:
-    queue = settings.CELERY_INGEST_QUEUE
+    queue, maintenance = settings.CELERY_INGEST_QUEUE, settings.CELERY_MAINTENANCE_QUEUE
+    settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
     celery_app.conf.update(
         broker_url=settings.CELERY_BROKER_URL,
         broker_transport_options=_transport_options(settings.CELERY_BROKER_URL),
@@ -53,7 +58,22 @@ def configure(celery_app: Celery) -> None:
         worker_cancel_long_running_tasks_on_connection_loss=True,
         task_time_limit=settings.CELERY_TASK_TIME_LIMIT,
         task_soft_time_limit=max(5, settings.CELERY_TASK_TIME_LIMIT - 10),
-        task_queues=[Queue(queue, Exchange(queue, type="direct"), routing_key=queue, durable=True)],
+        # Ingest and maintenance on separate queues: a replay never waits behind live data.
+        task_queues=[_queue(queue), _queue(maintenance)],
+        task_routes={
+            "tasks.replay_failed_writes": {"queue": maintenance, "routing_key": maintenance},
+            "tasks.record_unparseable": {"queue": maintenance, "routing_key": maintenance},
+        },
+        beat_schedule={
+            "replay-failed-writes": {
+                "task": "tasks.replay_failed_writes",
+                "schedule": settings.REPLAY_INTERVAL,
+                "kwargs": {"limit": settings.REPLAY_BATCH_SIZE},
+                # A replay older than one interval is superseded by the next one.
+                "options": {"expires": settings.REPLAY_INTERVAL},
+            }
+        },
+        beat_schedule_filename=str(settings.DATA_DIR / "celerybeat-schedule"),
         task_default_queue=queue,
         task_default_exchange=queue,
         task_default_routing_key=queue,

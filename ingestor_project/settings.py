@@ -111,8 +111,24 @@ LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT)
 CELERY_BROKER_URL = env_secret("CELERY_BROKER_URL", "filesystem://")
 CELERY_INGEST_QUEUE = env_str("CELERY_INGEST_QUEUE", "ingest")
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=10)
+CELERY_MAINTENANCE_QUEUE = env_str("CELERY_MAINTENANCE_QUEUE", "maintenance")
+# Retries of a transient write failure: exponential backoff (factor seconds, doubled each time,
+# full jitter) capped at the maximum. 100 retries at the 5-minute cap is about 8 hours of
+# outage before a batch becomes a dead letter, and the periodic replay picks it up from there.
+WRITE_RETRY_BACKOFF = env_int("WRITE_RETRY_BACKOFF", 2, minimum=1)
 WRITE_RETRY_BACKOFF_MAX = env_int("WRITE_RETRY_BACKOFF_MAX", 300, minimum=1)
 WRITE_MAX_RETRIES = env_int("WRITE_MAX_RETRIES", 100, minimum=0)
+# 401/403/404 need an operator: retry no faster than this many seconds.
+WRITE_AUTH_RETRY_MIN = env_int("WRITE_AUTH_RETRY_MIN", 60, minimum=1)
+# InfluxDB circuit breaker, shared through the database: opens after this many consecutive
+# transient failures (a restart of InfluxDB costs one or two), probes again after the cooldown.
+BREAKER_THRESHOLD = env_int("BREAKER_THRESHOLD", 5, minimum=1)
+BREAKER_COOLDOWN = env_float("BREAKER_COOLDOWN", 15.0, minimum=0.1)
+# How long a task waits for an open breaker before handing its batch back to the broker.
+BREAKER_PARK_SECONDS = env_float("BREAKER_PARK_SECONDS", 10.0, minimum=0)
+# Periodic replay of retryable dead letters (Celery beat).
+REPLAY_INTERVAL = env_float("REPLAY_INTERVAL", 60.0, minimum=1)
+REPLAY_BATCH_SIZE = env_int("REPLAY_BATCH_SIZE", 100, minimum=1)
 
 # --- Home Assistant source --------------------------------------------------------------------
 _ha_url = env_str("HA_URL", None)

@@ -8,9 +8,12 @@ from typing import Any
 import structlog
 from django.conf import settings
 
+from tasks import deadletters
 from tasks.cardinality import TagCardinalityGuard
+from tasks.errors import RejectedWriteError, TooLargeWriteError
 from tasks.influx import Writer, writer_from_settings
 from tasks.line_protocol import Unrepresentable
+from tasks.models import Category
 from tasks.schema import SchemaOptions, convert
 
 log = structlog.get_logger(__name__)
@@ -64,27 +67,69 @@ def events_to_lines(
     return lines, unwritable
 
 
+def write_lines(lines: list[str], writer: Writer, *, batch_id: str | None) -> int:
+    """Write lines; a batch InfluxDB rejects (400/422) or finds too large (413) is split in
+    halves until the offending points are isolated. Those become dead letters with InfluxDB's
+    own message; every other point is written. Transient errors propagate to the task."""
+    try:
+        writer.write(lines)
+        return len(lines)
+    except (RejectedWriteError, TooLargeWriteError) as exc:
+        if len(lines) == 1:
+            deadletters.record_lines(
+                lines, category=exc.category, error=str(exc), batch_id=batch_id
+            )
+            return 0
+        log.warning(
+            "batch_split",
+            batch_id=batch_id,
+            points=len(lines),
+            category=exc.category,
+            error=str(exc)[:300],
+        )
+    middle = len(lines) // 2
+    return write_lines(lines[:middle], writer, batch_id=batch_id) + write_lines(
+        lines[middle:], writer, batch_id=batch_id
+    )
+
+
 def write_batch(
     events: list[dict[str, Any]], *, batch_id: str | None = None, writer: Writer | None = None
 ) -> int:
-    """Convert and write one batch; returns the number of points written. Raises WriteError."""
+    """Convert and write one batch; returns the number of points written.
+
+    Events that cannot become points, and points InfluxDB rejects, become dead letters; every
+    other point is written. Transient failures raise TransientWriteError (the task retries).
+    """
     lines, unwritable = events_to_lines(events, settings.INGEST_SCHEMA, get_guard())
-    for item in unwritable:
-        log.error(
-            "event_unwritable",
+    if unwritable:
+        deadletters.record_events(
+            [item["event"] for item in unwritable],
+            category=Category.UNREPRESENTABLE,
+            error="; ".join(item["reason"] for item in unwritable[:20]),
             batch_id=batch_id,
-            reason=item["reason"],
-            entity_id=item["event"].get("entity_id"),
-            category="unrepresentable",
         )
-    if lines:
-        started = time.perf_counter()
-        (writer or get_writer()).write(lines)
-        log.info(
-            "batch_written",
-            batch_id=batch_id,
-            events=len(events),
-            points=len(lines),
-            ms=round((time.perf_counter() - started) * 1000, 1),
-        )
-    return len(lines)
+    if not lines:
+        return 0
+    started = time.perf_counter()
+    written = write_lines(lines, writer or get_writer(), batch_id=batch_id)
+    log.info(
+        "batch_written",
+        batch_id=batch_id,
+        events=len(events),
+        points=written,
+        rejected=len(lines) - written,
+        ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return written
+
+
+def replay_pending(*, limit: int, categories=None, ids=None) -> int:
+    """Replay pending dead letters (retryable categories unless told otherwise)."""
+    queryset = deadletters.pending(categories) if categories else deadletters.pending()
+    if ids:
+        queryset = queryset.filter(pk__in=ids)
+    replayed = 0
+    for letter in queryset[:limit]:
+        replayed += deadletters.replay(letter, get_writer(), settings.INGEST_SCHEMA)
+    return replayed

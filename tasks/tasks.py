@@ -1,23 +1,63 @@
-"""Celery tasks: thin wrappers with stable names around the functions that do the work."""
+"""Celery tasks: thin wrappers with stable names around the functions that do the work.
+
+Retrying is explicit rather than ``autoretry_for``: when a batch runs out of retries it must
+become a dead letter *before* the message is acknowledged, or it would be lost.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import structlog
 from celery import shared_task
 from celery.signals import worker_process_init
+from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
-from tasks import ingest
-from tasks.errors import TransientWriteError
+from tasks import deadletters, ingest
+from tasks.breaker import CircuitBreaker
+from tasks.errors import AuthWriteError, ThrottledWriteError, TransientWriteError
 
 log = structlog.get_logger(__name__)
 
+INFLUX_BREAKER = "influxdb"
+
+
+def influx_breaker() -> CircuitBreaker:
+    return CircuitBreaker(
+        INFLUX_BREAKER, threshold=settings.BREAKER_THRESHOLD, cooldown=settings.BREAKER_COOLDOWN
+    )
+
 
 @worker_process_init.connect
-def _fresh_writer_after_fork(**_kwargs: Any) -> None:
+def _fresh_clients_after_fork(**_kwargs: Any) -> None:
     ingest.reset_process_state()
+
+
+def _wait_for_breaker(breaker: CircuitBreaker) -> bool:
+    """Park while the breaker is open, at most BREAKER_PARK_SECONDS, in steps of <= 1 s."""
+    deadline = time.monotonic() + settings.BREAKER_PARK_SECONDS
+    while not breaker.allow():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(min(1.0, max(0.05, breaker.seconds_until_probe())))
+    return True
+
+
+def _countdown(task, exc: Exception) -> float:
+    backoff = get_exponential_backoff_interval(
+        factor=task.retry_backoff,
+        retries=task.request.retries,
+        maximum=task.retry_backoff_max,
+        full_jitter=task.retry_jitter,
+    )
+    if isinstance(exc, ThrottledWriteError) and exc.retry_after:
+        return max(backoff, exc.retry_after)
+    if isinstance(exc, AuthWriteError):
+        # Credentials or a missing database do not fix themselves in seconds.
+        return max(backoff, settings.WRITE_AUTH_RETRY_MIN)
+    return backoff
 
 
 @shared_task(
@@ -25,20 +65,75 @@ def _fresh_writer_after_fork(**_kwargs: Any) -> None:
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(TransientWriteError,),
-    retry_backoff=2,
+    max_retries=settings.WRITE_MAX_RETRIES,
+    retry_backoff=settings.WRITE_RETRY_BACKOFF,
     retry_backoff_max=settings.WRITE_RETRY_BACKOFF_MAX,
     retry_jitter=True,
-    max_retries=settings.WRITE_MAX_RETRIES,
     ignore_result=True,
 )
 def write_events(
-    self, events: list[dict[str, Any]], batch_id: str | None = None, **_kwargs: Any
+    self, events: list[dict[str, Any]], batch_id: str | None = None, **kwargs: Any
 ) -> int:
     """Write one batch of normalised events. Extra keyword arguments are tolerated so that
     listeners and workers of neighbouring versions can run side by side during a deploy."""
     structlog.contextvars.bind_contextvars(batch_id=batch_id, task_id=self.request.id)
     try:
-        return ingest.write_batch(events, batch_id=batch_id)
+        return _write(self, events, batch_id, kwargs)
     finally:
         structlog.contextvars.unbind_contextvars("batch_id", "task_id")
+
+
+def _write(task, events: list[dict[str, Any]], batch_id: str | None, kwargs: dict) -> int:
+    breaker = influx_breaker()
+    if not _wait_for_breaker(breaker):
+        # Still open: hand the batch back to the broker (a copy at the back of the queue, then
+        # the ack), without touching InfluxDB or burning a retry.
+        task.apply_async(args=[events], kwargs={**kwargs, "batch_id": batch_id})
+        log.info("batch_parked", events=len(events), breaker="open")
+        return 0
+    try:
+        written = ingest.write_batch(events, batch_id=batch_id)
+    except TransientWriteError as exc:
+        if not isinstance(exc, AuthWriteError | ThrottledWriteError):
+            breaker.record_failure()
+        return _retry_or_dead_letter(task, events, batch_id, exc)
+    breaker.record_success()
+    return written
+
+
+def _retry_or_dead_letter(task, events, batch_id, exc: TransientWriteError) -> int:
+    attempts = task.request.retries + 1
+    if task.max_retries is not None and task.request.retries >= task.max_retries:
+        deadletters.record_events(
+            events, category=exc.category, error=str(exc), batch_id=batch_id, attempts=attempts
+        )
+        return 0
+    countdown = _countdown(task, exc)
+    log.warning(
+        "batch_write_retry",
+        category=exc.category,
+        attempt=attempts,
+        retry_in=round(countdown, 1),
+        error=str(exc)[:300],
+    )
+    raise task.retry(exc=exc, countdown=countdown)
+
+
+@shared_task(name="tasks.record_unparseable", acks_late=True, ignore_result=True)
+def record_unparseable(
+    payload: str, source: str, error: str, context: str = "", **_kwargs: Any
+) -> None:
+    """A source message a listener could not parse, kept as a dead letter."""
+    deadletters.record_raw(payload, source=source, error=error, context=context)
+
+
+@shared_task(
+    name="tasks.replay_failed_writes", ignore_result=True, time_limit=600, soft_time_limit=580
+)
+def replay_failed_writes(limit: int = 100, **_kwargs: Any) -> int:
+    """Periodic: replay retryable dead letters once InfluxDB is healthy (breaker closed)."""
+    from tasks.breaker import CLOSED
+
+    if influx_breaker().state() != CLOSED:
+        return 0
+    return ingest.replay_pending(limit=limit)

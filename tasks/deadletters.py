@@ -1,0 +1,149 @@
+"""Recording and replaying dead letters (FailedWrite rows)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+from django.db import transaction
+from django.utils import timezone
+
+from tasks.errors import WriteError
+from tasks.influx import Writer
+from tasks.models import RETRYABLE, Category, FailedWrite, PayloadFormat, Status
+from tasks.schema import SchemaOptions
+
+log = structlog.get_logger(__name__)
+
+
+def _entity_ids(events: Iterable[dict[str, Any]]) -> str:
+    return " ".join(sorted({str(e.get("entity_id")) for e in events if e.get("entity_id")}))
+
+
+def record_events(
+    events: list[dict[str, Any]],
+    *,
+    category: str,
+    error: str,
+    batch_id: str | None,
+    attempts: int = 1,
+    source: str = "worker",
+) -> FailedWrite:
+    letter = FailedWrite.objects.create(
+        batch_id=batch_id or "",
+        source=source,
+        category=category,
+        payload_format=PayloadFormat.EVENTS,
+        payload=json.dumps(events, ensure_ascii=False, separators=(",", ":")),
+        entity_ids=_entity_ids(events),
+        points=len(events),
+        error=error[:10_000],
+        attempts=attempts,
+    )
+    log.error(
+        "dead_letter_recorded",
+        id=letter.pk,
+        category=category,
+        points=len(events),
+        batch_id=batch_id,
+        error=error[:500],
+    )
+    return letter
+
+
+def record_lines(
+    lines: list[str], *, category: str, error: str, batch_id: str | None, attempts: int = 1
+) -> FailedWrite:
+    letter = FailedWrite.objects.create(
+        batch_id=batch_id or "",
+        category=category,
+        payload_format=PayloadFormat.LINE_PROTOCOL,
+        payload="\n".join(lines),
+        entity_ids=_entity_ids_of_lines(lines),
+        points=len(lines),
+        error=error[:10_000],
+        attempts=attempts,
+    )
+    log.error(
+        "dead_letter_recorded",
+        id=letter.pk,
+        category=category,
+        points=len(lines),
+        batch_id=batch_id,
+        error=error[:500],
+    )
+    return letter
+
+
+def _entity_ids_of_lines(lines: list[str]) -> str:
+    found = set()
+    for text in lines:
+        head = text.split(" ", 1)[0]
+        domain = entity = None
+        for part in head.split(",")[1:]:
+            key, _, value = part.partition("=")
+            domain = value if key == "domain" else domain
+            entity = value if key == "entity_id" else entity
+        if domain and entity:
+            found.add(f"{domain}.{entity}")
+    return " ".join(sorted(found))
+
+
+def record_raw(payload: str, *, source: str, error: str, context: str = "") -> FailedWrite:
+    """A source message that could not be parsed: kept so an operator can see it."""
+    return FailedWrite.objects.create(
+        source=source,
+        category=Category.UNPARSEABLE,
+        payload_format=PayloadFormat.RAW,
+        payload=payload[:1_000_000],
+        entity_ids=context[:1000],
+        error=error[:10_000],
+    )
+
+
+def lines_of(letter: FailedWrite, options: SchemaOptions) -> list[str]:
+    from tasks.ingest import events_to_lines
+
+    if letter.payload_format == PayloadFormat.LINE_PROTOCOL:
+        return [text for text in letter.payload.splitlines() if text]
+    if letter.payload_format == PayloadFormat.EVENTS:
+        lines, _ = events_to_lines(json.loads(letter.payload), options)
+        return lines
+    raise ValueError("a raw source message cannot be replayed; fix the source, then discard it")
+
+
+def replay(letter: FailedWrite, writer: Writer, options: SchemaOptions) -> bool:
+    """Write one dead letter again. True when written; a failure is recorded on the row."""
+    try:
+        writer.write(lines_of(letter, options))
+    except (WriteError, ValueError) as exc:
+        with transaction.atomic():
+            FailedWrite.objects.filter(pk=letter.pk).update(
+                attempts=letter.attempts + 1, last_failed_at=timezone.now(), error=str(exc)[:10_000]
+            )
+        log.warning(
+            "dead_letter_replay_failed",
+            id=letter.pk,
+            error=str(exc)[:300],
+            category=getattr(exc, "category", "unparseable"),
+        )
+        return False
+    FailedWrite.objects.filter(pk=letter.pk).update(
+        status=Status.REPLAYED, resolved_at=timezone.now()
+    )
+    log.info("dead_letter_replayed", id=letter.pk, points=letter.points)
+    return True
+
+
+def pending(categories: Iterable[str] = RETRYABLE):
+    return FailedWrite.objects.filter(
+        status=Status.PENDING, category__in=list(categories)
+    ).order_by("first_failed_at")
+
+
+def discard(queryset) -> int:
+    return queryset.filter(status=Status.PENDING).update(
+        status=Status.DISCARDED, resolved_at=timezone.now()
+    )
