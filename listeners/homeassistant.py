@@ -20,7 +20,12 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from listeners.backoff import Backoff
 from listeners.batching import Batcher
 from listeners.filters import EntityFilter
-from listeners.normalise import NormaliseError, normalise_event
+from listeners.normalise import (
+    SOURCE_HOMEASSISTANT,
+    NormaliseError,
+    normalise_event,
+    unparseable_event,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -231,8 +236,8 @@ class HomeAssistantListener:
         """Handle one WebSocket frame (an object or a coalesced array); returns events taken."""
         try:
             message = json.loads(raw)
-        except ValueError:
-            self.stats["unparseable"] += 1
+        except ValueError as exc:
+            self._unparseable(raw, f"not JSON: {exc}")
             log.warning(
                 "ha_frame_unparseable", category="unparseable", bytes=len(raw), head=str(raw[:200])
             )
@@ -244,7 +249,7 @@ class HomeAssistantListener:
 
     def handle_message(self, message: Any) -> int:
         if not isinstance(message, dict):
-            self.stats["unparseable"] += 1
+            self._unparseable(json.dumps(message), "message is not a JSON object")
             log.warning("ha_message_unparseable", category="unparseable", head=str(message)[:200])
             return 0
         kind = message.get("type")
@@ -254,11 +259,15 @@ class HomeAssistantListener:
             log.warning("ha_command_failed", id=message.get("id"), error=message.get("error"))
         return 0
 
+    def _unparseable(self, payload: str | bytes, error: str) -> None:
+        self.stats["unparseable"] += 1
+        self.batcher.add(unparseable_event(SOURCE_HOMEASSISTANT, payload, error, self.url))
+
     def handle_event(self, event: Any) -> int:
         try:
             normalised = normalise_event(event)
         except NormaliseError as exc:
-            self.stats["unparseable"] += 1
+            self._unparseable(json.dumps(event, default=str), str(exc))
             log.warning("ha_event_unparseable", category="unparseable", error=str(exc))
             return 0
         if normalised is None:

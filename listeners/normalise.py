@@ -105,3 +105,23 @@ def _normalise_state_changed(
     }
     _context(new_state if "context" in new_state else event, normalised)
     return normalised
+
+
+UNPARSEABLE = "__unparseable__"
+# A bad message is kept for the operator, but not a huge one in full.
+MAX_KEPT_PAYLOAD = 64 * 1024
+
+
+def unparseable_event(source: str, payload: str | bytes, error: str, context: str = "") -> dict:
+    """A marker that travels with the batch so the worker records the message as a dead letter
+    (category ``unparseable``): the same durable path as good data, and no database in the
+    listener."""
+    if isinstance(payload, bytes):
+        payload = payload.decode("utf-8", errors="backslashreplace")
+    return {
+        "source": source,
+        "event_type": UNPARSEABLE,
+        "payload": payload[:MAX_KEPT_PAYLOAD],
+        "error": error,
+        "context": context,
+    }

@@ -8,6 +8,7 @@ from typing import Any
 import structlog
 from django.conf import settings
 
+from listeners.normalise import UNPARSEABLE
 from tasks import deadletters
 from tasks.cardinality import TagCardinalityGuard
 from tasks.errors import RejectedWriteError, TooLargeWriteError
@@ -93,6 +94,22 @@ def write_lines(lines: list[str], writer: Writer, *, batch_id: str | None) -> in
     )
 
 
+def _record_unparseable(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Source messages a listener could not parse travel as markers: keep them as dead letters."""
+    good = []
+    for event in events:
+        if event.get("event_type") == UNPARSEABLE:
+            deadletters.record_raw(
+                str(event.get("payload", "")),
+                source=str(event.get("source")),
+                error=str(event.get("error")),
+                context=str(event.get("context")),
+            )
+        else:
+            good.append(event)
+    return good
+
+
 def write_batch(
     events: list[dict[str, Any]], *, batch_id: str | None = None, writer: Writer | None = None
 ) -> int:
@@ -101,6 +118,7 @@ def write_batch(
     Events that cannot become points, and points InfluxDB rejects, become dead letters; every
     other point is written. Transient failures raise TransientWriteError (the task retries).
     """
+    events = _record_unparseable(events)
     lines, unwritable = events_to_lines(events, settings.INGEST_SCHEMA, get_guard())
     if unwritable:
         deadletters.record_events(

@@ -62,6 +62,9 @@ def test_a_frame_that_is_not_json_is_counted_and_does_not_stop_good_ones():
     assert listener.handle_frame("{not json") == 0
     assert listener.handle_frame(json.dumps(event())) == 1
     assert listener.stats["unparseable"] == 1
+    marker, good = listener.batcher.buffer
+    assert (marker["event_type"], marker["payload"]) == ("__unparseable__", "{not json")
+    assert good["entity_id"] == "sensor.power"
 
 
 def test_an_event_without_has_shape_is_counted_as_unparseable():

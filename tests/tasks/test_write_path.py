@@ -112,3 +112,16 @@ def test_raw_source_messages_are_kept_but_not_replayable():
     assert letter.category == Category.UNPARSEABLE
     with pytest.raises(ValueError, match="cannot be replayed"):
         deadletters.lines_of(letter, ingest.settings.INGEST_SCHEMA)
+
+
+def test_unparseable_markers_from_a_listener_become_dead_letters(influx, writer):
+    from listeners.normalise import unparseable_event
+
+    marker = unparseable_event("homeassistant", b"{broken", "not JSON", "ws://ha/api/websocket")
+    assert ingest.write_batch([sensor(1), marker], writer=writer) == 1
+    letter = FailedWrite.objects.get()
+    assert (letter.category, letter.source, letter.payload) == (
+        Category.UNPARSEABLE,
+        "homeassistant",
+        "{broken",
+    )

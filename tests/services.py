@@ -1,0 +1,129 @@
+"""Private instances of services for fault tests: started on their own port and data directory,
+stopped and restarted by process id, never touching the machine's shared instances."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+from tests.helpers import influx_reachable, wait_until
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+class PrivateService:
+    process: subprocess.Popen | None = None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self.process = None
+
+
+class PrivateInfluxDB(PrivateService):
+    def __init__(self, data: Path) -> None:
+        self.data, self.port = data, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        for sub in ("meta", "data", "wal"):
+            (data / sub).mkdir(parents=True, exist_ok=True)
+        (data / "influxdb.conf").write_text(
+            f'reporting-disabled = true\nbind-address = "127.0.0.1:{free_port()}"\n'
+            f'[meta]\n  dir = "{data}/meta"\n[data]\n  dir = "{data}/data"\n'
+            f'  wal-dir = "{data}/wal"\n  query-log-enabled = false\n'
+            f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
+            "[monitor]\n  store-enabled = false\n"
+        )
+
+    def start(self) -> None:
+        binary = shutil.which("influxd")
+        assert binary, "influxd is not installed: `make test` installs Debian's influxdb"
+        log = open(self.data / "influxd.log", "ab")  # noqa: SIM115 - lives with the process
+        self.process = subprocess.Popen(
+            [binary, "-config", str(self.data / "influxdb.conf")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(lambda: influx_reachable(self.url), 60, f"private InfluxDB on {self.port}")
+
+
+class PrivateRabbitMQ(PrivateService):
+    """A second RabbitMQ node (Debian's rabbitmq-server) with its own port, name and data."""
+
+    def __init__(self) -> None:
+        # The server drops to the rabbitmq user, which cannot enter pytest's private (0700)
+        # tmp directories: its directory lives in /tmp itself, owned by that user.
+        data = Path(tempfile.mkdtemp(prefix="ingestor-test-rabbitmq-"))
+        data.chmod(0o755)
+        self.data, self.port, self.dist_port = data, free_port(), free_port()
+        self.name = f"fault{self.port}@localhost"
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
+        data.mkdir(parents=True, exist_ok=True)
+        (data / "plugins").write_text("[].\n")
+        (data / "env.conf").write_text("")
+        (data / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
+        shutil.chown(data, "rabbitmq", "rabbitmq")
+        for path in data.iterdir():
+            shutil.chown(path, "rabbitmq", "rabbitmq")
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "RABBITMQ_CONF_ENV_FILE": str(self.data / "env.conf"),
+            "RABBITMQ_CONFIG_FILE": str(self.data / "rabbitmq.conf"),
+            "RABBITMQ_NODENAME": self.name,
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(self.data / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.data / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.data / "plugins"),
+            "RABBITMQ_PID_FILE": str(self.data / "pid"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "ERL_FLAGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        }
+        log = open(self.data / "server.log", "ab")  # noqa: SIM115 - lives with the process
+        self.process = subprocess.Popen(
+            ["rabbitmq-server"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        # The port opens a moment before the broker accepts AMQP sessions: wait for a session.
+        wait_until(self.accepts_sessions, 90, f"private RabbitMQ on {self.port}", interval=0.3)
+
+    def accepts_sessions(self) -> bool:
+        from kombu import Connection
+
+        if self.process is not None and self.process.poll() is not None:
+            log = (self.data / "server.log").read_text(errors="replace")[-2000:]
+            raise AssertionError(f"private RabbitMQ exited: {log}")
+        try:
+            with Connection(self.url, connect_timeout=2) as conn:
+                conn.ensure_connection(max_retries=0)
+                return True
+        except Exception:  # noqa: BLE001 - not up yet, whatever the reason
+            return False
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.data, ignore_errors=True)
