@@ -7,12 +7,14 @@ derived here, independently of the code under test, from what the simulator actu
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 
-from listeners.simulator import SimulatorThread
+from listeners.ha_simulator import SimulatorThread
 from tests.helpers import TEST_INFLUX_URL, service_env, wait_until
 
 TOKEN = "pipeline-test-token-0123456789"
@@ -65,10 +67,12 @@ def assert_every_point_once(influx, expected: dict[tuple, dict]) -> None:
 
 
 @pytest.fixture
-def pipeline_env(influx, ingest_queue, tmp_path):
+def pipeline_env(influx, ingest_queue, tmp_path, postgres_url):
     def make(simulator: SimulatorThread, **extra: str) -> dict[str, str]:
-        return service_env(
+        env = service_env(
+            DATABASE_URL=postgres_url,
             CELERY_INGEST_QUEUE=ingest_queue,
+            CELERY_MAINTENANCE_QUEUE=f"{ingest_queue}-maintenance",
             INFLUX_URL=TEST_INFLUX_URL,
             INFLUX_DATABASE=influx.database,
             HA_URL=simulator.url,
@@ -78,6 +82,13 @@ def pipeline_env(influx, ingest_queue, tmp_path):
             DATA_DIR=str(tmp_path),
             **extra,
         )
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+            env=env,
+            check=True,
+            timeout=120,
+        )
+        return env
 
     return make
 

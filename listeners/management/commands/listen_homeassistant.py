@@ -71,7 +71,7 @@ class Command(BaseCommand):
     def _source(self):
         if settings.HA_WEBSOCKET_URL:
             return settings.HA_WEBSOCKET_URL, settings.HA_TOKEN, None
-        from listeners.simulator import SimulatorThread
+        from listeners.ha_simulator import SimulatorThread
 
         token = secrets.token_urlsafe(24)
         simulator = SimulatorThread(
