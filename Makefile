@@ -24,7 +24,8 @@ $(DATA_DIR)/secret_key:
 
 ## make run: migrate and start every Procfile process on embedded defaults (or your settings).
 run: venv $(DATA_DIR)/secret_key
-	@if [ -z "$$SECRET_KEY$$SECRET_KEY_FILE" ]; then export SECRET_KEY_FILE=$(DATA_DIR)/secret_key; fi; \
+	@export PATH="$(CURDIR)/$(BIN):$$PATH" LOG_FORMAT="$${LOG_FORMAT:-console}"; \
+	if [ -z "$$SECRET_KEY$$SECRET_KEY_FILE" ]; then export SECRET_KEY_FILE=$(DATA_DIR)/secret_key; fi; \
 	if [ -z "$$INFLUX_URL" ] && command -v influxd >/dev/null; then \
 		scripts/influxdb.sh 8086 $(DATA_DIR)/influxdb; fi; \
 	$(BIN)/python manage.py migrate --noinput && \

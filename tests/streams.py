@@ -7,7 +7,7 @@ import time
 
 from celery import Celery
 
-from ingestor_project.celery import _queue
+from ingestor_project.celeryconfig import durable_queue
 from listeners.batching import Batcher, PublisherThread
 from listeners.publish import CeleryPublisher
 
@@ -38,7 +38,7 @@ def celery_app(broker_url: str, queue: str) -> Celery:
         broker_transport_options={"confirm_publish": True},
         task_serializer="json",
         accept_content=["json"],
-        task_queues=[_queue(queue)],
+        task_queues=[durable_queue(queue)],
         task_default_queue=queue,
         broker_connection_timeout=4,
         broker_connection_retry=False,
