@@ -28,6 +28,8 @@ run: venv $(DATA_DIR)/secret_key
 	if [ -z "$$SECRET_KEY$$SECRET_KEY_FILE" ]; then export SECRET_KEY_FILE=$(DATA_DIR)/secret_key; fi; \
 	if [ -z "$$INFLUX_URL" ] && command -v influxd >/dev/null; then \
 		scripts/influxdb.sh 8086 $(DATA_DIR)/influxdb; fi; \
+	export PROMETHEUS_MULTIPROC_DIR="$${PROMETHEUS_MULTIPROC_DIR:-$(DATA_DIR)/metrics}"; \
+	rm -rf "$$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$$PROMETHEUS_MULTIPROC_DIR" && \
 	$(BIN)/python manage.py migrate --noinput && \
 	$(BIN)/python manage.py ensure_influx_database && \
 	exec $(BIN)/honcho start -f Procfile

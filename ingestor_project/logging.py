@@ -99,5 +99,7 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
             # events a second. batch_written says the same once per batch, without the payload.
             "celery.app.trace": {"level": quiet},
             "celery.worker.strategy": {"level": quiet},
+            # A failing readiness check is reported in the response; only surprises are logged.
+            "health_check": {"level": "ERROR"},
         },
     }

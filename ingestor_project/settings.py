@@ -7,6 +7,7 @@ defaults: SQLite, Celery's filesystem transport and the built-in Home Assistant 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -48,6 +49,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "health_check",
+    "ingestor_project",
     "listeners",
     "tasks",
 ]
@@ -99,6 +102,28 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBU
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- Metrics ----------------------------------------------------------------------------------
+# Every process of a host writes its samples here and /metrics aggregates them (prometheus_client
+# multiprocess mode). It must be set before prometheus_client is imported, which is why the
+# settings (loaded first by every process) set it; `make run` wipes it before starting.
+METRICS_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(DATA_DIR / "metrics")))
+METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
+# Optional bearer token for /metrics.
+METRICS_TOKEN = env_secret("METRICS_TOKEN", None)
+# A port of its own for each long-lived process (multi-container deployments); 0: none.
+METRICS_PORT = env_int("METRICS_PORT", 0, minimum=0, maximum=65535)
+
+# --- Health -----------------------------------------------------------------------------------
+# Listeners whose heartbeat readiness requires (homeassistant, mqtt); empty: none.
+READY_LISTENERS = env_list("READY_LISTENERS", ["homeassistant"])
+# A listener heartbeat older than this many seconds is stale (listeners beat every 5 s).
+HEARTBEAT_STALE_SECONDS = env_float("HEARTBEAT_STALE_SECONDS", 30.0, minimum=1)
+# Readiness asks the workers for a ping (not possible with the filesystem broker).
+READY_CHECK_WORKERS = env_bool("READY_CHECK_WORKERS", True)
+# Budget of each readiness check, seconds.
+READY_CHECK_TIMEOUT = env_float("READY_CHECK_TIMEOUT", 3.0, minimum=0.1)
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], "INFO")

@@ -1,11 +1,33 @@
-"""Liveness: the process answers. No I/O, so it stays fast whatever the dependencies do."""
+"""Liveness and metrics endpoints (readiness lives in health.py)."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+import hmac
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from ingestor_project.metrics import exposition
 
 
 @require_GET
 def health(_request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers. No I/O, so it stays fast whatever the dependencies do."""
     return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    if settings.METRICS_TOKEN:
+        given = request.headers.get("Authorization", "")
+        expected = f"Bearer {settings.METRICS_TOKEN}"
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return HttpResponse(
+                "unauthorised\n",
+                status=401,
+                content_type="text/plain",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)

@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from ingestor_project import metrics
 from listeners.backoff import Backoff
 
 log = structlog.get_logger(__name__)
@@ -41,6 +42,7 @@ class Batcher:
         max_pending: int,
         clock: Callable[[], float] = time.monotonic,
         on_published: Callable[[Batch], None] | None = None,
+        source: str = "homeassistant",
     ) -> None:
         self.publish = publish
         self.size, self.interval, self.max_pending = size, interval, max_pending
@@ -52,6 +54,11 @@ class Batcher:
         self.cond = threading.Condition()
         self.published_events = 0
         self.backoff = Backoff(initial=0.2, maximum=10.0)
+        self._pending_gauge = metrics.PENDING_EVENTS.labels(source)
+        self._published = metrics.BATCHES_PUBLISHED.labels(source)
+        self._failures = metrics.PUBLISH_FAILURES.labels(source)
+        self._publish_seconds = metrics.PUBLISH_SECONDS.labels(source)
+        self.held_events = 0  # sealed, not yet confirmed by the broker
 
     # --- reader side ---------------------------------------------------------------------
     def add(self, event: dict[str, Any]) -> None:
@@ -73,7 +80,9 @@ class Batcher:
         self.buffer, self.first_at = [], None
         with self.cond:
             self.pending.append(batch)
+            self.held_events += len(batch.events)
             self.cond.notify_all()
+        self._pending_gauge.set(self.held_events)
 
     def has_room(self) -> bool:
         return len(self.pending) < self.max_pending
@@ -89,9 +98,11 @@ class Batcher:
             if not self.pending:
                 return False
             batch = self.pending[0]
+        started = time.perf_counter()
         try:
             self.publish(batch)
         except Exception as exc:  # noqa: BLE001 - any broker failure: keep the batch, retry
+            self._failures.inc()
             delay = self.backoff.next_delay()
             level = log.error if self.backoff.serious else log.warning
             level(
@@ -105,11 +116,15 @@ class Batcher:
             with self.cond:
                 self.cond.wait(delay)
             return False
+        self._publish_seconds.observe(time.perf_counter() - started)
+        self._published.inc()
         self.backoff.reset()
         with self.cond:
             self.pending.popleft()
             self.published_events += len(batch.events)
+            self.held_events -= len(batch.events)
             self.cond.notify_all()
+        self._pending_gauge.set(self.held_events)
         if self.on_published:
             self.on_published(batch)
         return True

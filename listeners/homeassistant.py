@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from listeners.backoff import Backoff
 from listeners.batching import Batcher
 from listeners.filters import EntityFilter
+from listeners.instrumentation import ListenerMetrics
 from listeners.normalise import (
     SOURCE_HOMEASSISTANT,
     NormaliseError,
@@ -58,12 +59,14 @@ class HomeAssistantListener:
         backoff: Backoff | None = None,
         ssl_context: ssl.SSLContext | None = None,
         entity_filter: EntityFilter | None = None,
+        metrics: ListenerMetrics | None = None,
     ) -> None:
         self.url, self.token, self.batcher = url, token, batcher
         self.event_types = list(event_types)
         self.backoff = backoff or Backoff(initial=0.5, maximum=60.0)
         self.ssl_context = ssl_context
         self.entity_filter = entity_filter if entity_filter and not entity_filter.empty else None
+        self.metrics = metrics or ListenerMetrics(SOURCE_HOMEASSISTANT)
         self.stop_event = asyncio.Event()
         self.next_id = 1
         self.subscriptions: dict[int, str | None] = {}
@@ -120,7 +123,9 @@ class HomeAssistantListener:
         finally:
             if self.connected:
                 self.stats["reconnects"] += 1
+                self.metrics.reconnected()
             self.connected = False
+            self.metrics.connected(False)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -148,6 +153,7 @@ class HomeAssistantListener:
             await self.negotiate(ws)
             await self.subscribe(ws)
             self.connected = True
+            self.metrics.connected(True)
             self.backoff.reset()
             log.info(
                 "ha_connected",
@@ -261,6 +267,7 @@ class HomeAssistantListener:
 
     def _unparseable(self, payload: str | bytes, error: str) -> None:
         self.stats["unparseable"] += 1
+        self.metrics.unparseable()
         self.batcher.add(unparseable_event(SOURCE_HOMEASSISTANT, payload, error, self.url))
 
     def handle_event(self, event: Any) -> int:
@@ -276,7 +283,9 @@ class HomeAssistantListener:
         entity_id = normalised.get("entity_id")
         if entity_id and self.entity_filter and not self.entity_filter.matches(entity_id):
             self.stats["filtered"] += 1
+            self.metrics.filtered()
             return 0
+        self.metrics.received(normalised)
         self.stats["events"] += 1
         self.batcher.add(normalised)
         return 1

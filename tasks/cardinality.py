@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import structlog
 
+from ingestor_project import metrics
+
 log = structlog.get_logger(__name__)
 
 OVERFLOW_VALUE = "_other"
@@ -36,6 +38,7 @@ class TagCardinalityGuard:
             values.add(value)
             return value
         self.overflowed += 1
+        metrics.TAGS_CAPPED.inc()
         if key not in self.capped:
             self.capped.add(key)
             log.warning(

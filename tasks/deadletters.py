@@ -10,6 +10,7 @@ import structlog
 from django.db import transaction
 from django.utils import timezone
 
+from ingestor_project import metrics
 from tasks.errors import WriteError
 from tasks.influx import Writer
 from tasks.models import RETRYABLE, Category, FailedWrite, PayloadFormat, Status
@@ -93,6 +94,7 @@ def _entity_ids_of_lines(lines: list[str]) -> str:
 
 def record_raw(payload: str, *, source: str, error: str, context: str = "") -> FailedWrite:
     """A source message that could not be parsed: kept so an operator can see it."""
+    metrics.DEAD_LETTERS.labels(Category.UNPARSEABLE).inc()
     return FailedWrite.objects.create(
         source=source,
         category=Category.UNPARSEABLE,

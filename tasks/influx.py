@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 from typing import Protocol
 from urllib.parse import urlencode
 
@@ -16,7 +17,7 @@ from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
-from tasks.errors import TransientWriteError, WriteError, error_for_status
+from tasks.errors import AuthWriteError, TransientWriteError, WriteError, error_for_status
 
 PRECISIONS = {
     "s": WritePrecision.S,
@@ -32,6 +33,8 @@ class Writer(Protocol):
     def write(self, lines: list[str]) -> None: ...
 
     def ping(self) -> bool: ...
+
+    def check(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -52,6 +55,7 @@ class V1Writer:
         verify_ssl: bool = True,
     ) -> None:
         self.url = url.rstrip("/")
+        self.database = database
         self.query = urlencode({"db": database, "precision": precision})
         self.headers = {"Content-Type": "text/plain; charset=utf-8"}
         if username:
@@ -89,6 +93,18 @@ class V1Writer:
             return self.request("GET", f"{self.url}/ping", None, self.headers).status == 204
         except WriteError:
             return False
+
+    def check(self) -> None:
+        """Raise a classified WriteError unless InfluxDB answers, accepts our credentials and
+        has our database (what readiness reports)."""
+        query = urlencode({"q": "SHOW DATABASES"})
+        response = self.request("POST", f"{self.url}/query?{query}", None, self.headers)
+        if response.status != 200:
+            raise error_for_status(response.status, response.data.decode(errors="replace"))
+        series = json.loads(response.data)["results"][0].get("series") or [{}]
+        names = {row[0] for row in series[0].get("values") or []}
+        if self.database not in names:
+            raise AuthWriteError(f"database {self.database!r} does not exist", status=404)
 
     def close(self) -> None:
         self.http.clear()
@@ -137,6 +153,16 @@ class V2Writer:
             raise error_for_status(exc.status or 0, body, retry_after) from None
         except urllib3.exceptions.HTTPError as exc:
             raise TransientWriteError(f"InfluxDB unreachable: {type(exc).__name__}") from None
+
+    def check(self) -> None:
+        try:
+            bucket = self.client.buckets_api().find_bucket_by_name(self.bucket)
+        except ApiException as exc:
+            raise error_for_status(exc.status or 0, str(exc.body or exc.reason)) from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise TransientWriteError(f"InfluxDB unreachable: {type(exc).__name__}") from None
+        if bucket is None:
+            raise AuthWriteError(f"bucket {self.bucket!r} does not exist", status=404)
 
     def ping(self) -> bool:
         try:

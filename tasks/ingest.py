@@ -8,6 +8,7 @@ from typing import Any
 import structlog
 from django.conf import settings
 
+from ingestor_project import metrics
 from listeners.normalise import UNPARSEABLE
 from tasks import deadletters
 from tasks.cardinality import TagCardinalityGuard
@@ -110,6 +111,17 @@ def _record_unparseable(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return good
 
 
+def _observe(events: list[dict[str, Any]], written: int, seconds: float) -> None:
+    metrics.POINTS_WRITTEN.inc(written)
+    metrics.WRITE_SECONDS.observe(seconds)
+    metrics.BATCH_EVENTS.observe(len(events))
+    now_ns = time.time_ns()
+    observe_lag = metrics.LAG_SECONDS.observe
+    for event in events:
+        if isinstance(event.get("time"), int):
+            observe_lag((now_ns - event["time"]) / 1e9)
+
+
 def write_batch(
     events: list[dict[str, Any]], *, batch_id: str | None = None, writer: Writer | None = None
 ) -> int:
@@ -131,6 +143,7 @@ def write_batch(
         return 0
     started = time.perf_counter()
     written = write_lines(lines, writer or get_writer(), batch_id=batch_id)
+    _observe(events, written, time.perf_counter() - started)
     log.info(
         "batch_written",
         batch_id=batch_id,

@@ -11,10 +11,11 @@ from typing import Any
 
 import structlog
 from celery import shared_task
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
+from ingestor_project import metrics
 from tasks import deadletters, ingest
 from tasks.breaker import CircuitBreaker
 from tasks.errors import AuthWriteError, ThrottledWriteError, TransientWriteError
@@ -33,6 +34,17 @@ def influx_breaker() -> CircuitBreaker:
 @worker_process_init.connect
 def _fresh_clients_after_fork(**_kwargs: Any) -> None:
     ingest.reset_process_state()
+
+
+@worker_init.connect
+def _serve_metrics_port(**_kwargs: Any) -> None:
+    if settings.METRICS_PORT:
+        metrics.serve_port(settings.METRICS_PORT)
+
+
+@worker_process_shutdown.connect
+def _forget_live_gauges(pid: int | None = None, **_kwargs: Any) -> None:
+    metrics.mark_process_dead(pid)
 
 
 def _wait_for_breaker(breaker: CircuitBreaker) -> bool:
@@ -94,6 +106,7 @@ def _write(task, events: list[dict[str, Any]], batch_id: str | None, kwargs: dic
     try:
         written = ingest.write_batch(events, batch_id=batch_id)
     except TransientWriteError as exc:
+        metrics.WRITE_FAILURES.labels(exc.category).inc()
         if not isinstance(exc, AuthWriteError | ThrottledWriteError):
             breaker.record_failure()
         return _retry_or_dead_letter(task, events, batch_id, exc)
@@ -109,6 +122,7 @@ def _retry_or_dead_letter(task, events, batch_id, exc: TransientWriteError) -> i
         )
         return 0
     countdown = _countdown(task, exc)
+    metrics.RETRIES.labels(exc.category).inc()
     log.warning(
         "batch_write_retry",
         category=exc.category,

@@ -12,9 +12,11 @@ import structlog
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from ingestor_project import metrics
 from ingestor_project.celery import app as celery_app
 from listeners.batching import Batcher, PublisherThread
 from listeners.filters import EntityFilter
+from listeners.heartbeat import HeartbeatThread
 from listeners.homeassistant import HomeAssistantListener
 from listeners.publish import CeleryPublisher
 
@@ -46,11 +48,18 @@ class Command(BaseCommand):
             ssl_context=context,
             entity_filter=EntityFilter(**settings.ENTITY_FILTER),
         )
+        heartbeat = HeartbeatThread("homeassistant", lambda: self._status(listener, batcher))
+        heartbeat.start()
+        if settings.METRICS_PORT:
+            metrics.serve_port(settings.METRICS_PORT)
         try:
             asyncio.run(self._run(listener))
         finally:
             drained = batcher.drain(settings.INGEST_SHUTDOWN_TIMEOUT)
             publisher.stop()
+            heartbeat.stop()
+            heartbeat.beat_once()  # the last word: disconnected
+            metrics.mark_process_dead()
             if simulator is not None:
                 simulator.stop()
         log.info("listener_stopped", published_events=batcher.published_events, **listener.stats)
@@ -61,6 +70,14 @@ class Command(BaseCommand):
                 events=batcher.pending_events,
             )
             sys.exit(1)
+
+    @staticmethod
+    def _status(listener: HomeAssistantListener, batcher: Batcher) -> tuple[bool, dict]:
+        return listener.connected, {
+            **listener.stats,
+            "pending_events": batcher.pending_events,
+            "published_events": batcher.published_events,
+        }
 
     async def _run(self, listener: HomeAssistantListener) -> None:
         loop = asyncio.get_running_loop()
