@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import traceback
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -51,6 +55,21 @@ def _redact_rendered(_logger: Any, _method: str, event_dict: dict[str, Any]) -> 
     return event_dict
 
 
+def _render_exception(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """exc_info to traceback text under "exception", where the redaction can reach it."""
+    exc_info = event_dict.pop("exc_info", None)
+    if exc_info:
+        if not isinstance(exc_info, tuple):
+            exc_info = (
+                sys.exc_info()
+                if exc_info is True
+                else (type(exc_info), exc_info, exc_info.__traceback__)
+            )
+        if exc_info[0] is not None:
+            event_dict["exception"] = "".join(traceback.format_exception(*exc_info)).rstrip()
+    return event_dict
+
+
 def shared_processors() -> list[Any]:
     return [
         structlog.contextvars.merge_contextvars,
@@ -62,7 +81,31 @@ def shared_processors() -> list[Any]:
     ]
 
 
-def logging_config(level: str, fmt: str) -> dict[str, Any]:
+def file_handler(path: str, *, max_bytes: int, when: str | None, backups: int) -> dict[str, Any]:
+    """Rotation by size (max_bytes) or by time (when: S, M, H, D, midnight, W0-W6).
+
+    Rotation is per process: several processes must not rotate one file, so ``{pid}`` in the
+    path is replaced by the process id (e.g. /var/log/ingestor/worker-{pid}.log).
+    """
+    filename = path.replace("{pid}", str(os.getpid()))
+    Path(filename).parent.mkdir(parents=True, exist_ok=True)
+    common = {
+        "formatter": "structlog",
+        "filename": filename,
+        "backupCount": backups,
+        "encoding": "utf-8",
+    }
+    if when:
+        return {
+            "class": "logging.handlers.TimedRotatingFileHandler",
+            "when": when,
+            "utc": True,
+            **common,
+        }
+    return {"class": "logging.handlers.RotatingFileHandler", "maxBytes": max_bytes, **common}
+
+
+def logging_config(level: str, fmt: str, file: dict[str, Any] | None = None) -> dict[str, Any]:
     """A dictConfig for Django's LOGGING setting; configures structlog as a side effect."""
     structlog.configure(
         processors=[
@@ -76,9 +119,16 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
     )
     if fmt == "json":
         renderer: Any = structlog.processors.JSONRenderer()
-        final = [structlog.processors.format_exc_info, _redact_rendered, renderer]
+        final = [_render_exception, _redact_rendered, renderer]
     else:
-        final = [_redact_rendered, structlog.dev.ConsoleRenderer(colors=False)]
+        # Tracebacks are rendered to text first so the redaction sees them, then printed as is.
+        final = [
+            _render_exception,
+            _redact_rendered,
+            structlog.dev.ConsoleRenderer(
+                colors=False, exception_formatter=structlog.dev.plain_traceback
+            ),
+        ]
     quiet = "DEBUG" if level == "DEBUG" else "WARNING"
     return {
         "version": 1,
@@ -90,8 +140,11 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
                 "foreign_pre_chain": shared_processors(),
             }
         },
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structlog"}},
-        "root": {"handlers": ["console"], "level": level},
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": "structlog"},
+            **({"file": file} if file else {}),
+        },
+        "root": {"handlers": ["console", "file"] if file else ["console"], "level": level},
         "loggers": {
             # websockets logs every frame at DEBUG; keep it at INFO unless asked otherwise.
             "websockets": {"level": max(logging.getLevelName(level), logging.INFO)},

@@ -23,7 +23,7 @@ from ingestor_project.env import (
     env_secret,
     env_str,
 )
-from ingestor_project.logging import logging_config, register_secrets
+from ingestor_project.logging import file_handler, logging_config, register_secrets
 from listeners.ha_url import websocket_url
 from tasks.schema_config import schema_options_from_env
 
@@ -128,7 +128,25 @@ READY_CHECK_TIMEOUT = env_float("READY_CHECK_TIMEOUT", 3.0, minimum=0.1)
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], "INFO")
 LOG_FORMAT = env_choice("LOG_FORMAT", ["json", "console"], "console" if DEBUG else "json")
-LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT)
+# Optional file output besides stderr, rotated by size or by time; "{pid}" in the path keeps
+# each process on a file of its own.
+LOG_FILE = env_str("LOG_FILE", None)
+LOG_FILE_MAX_BYTES = env_int("LOG_FILE_MAX_BYTES", 50 * 1024 * 1024, minimum=1024)
+LOG_FILE_WHEN = env_choice(
+    "LOG_FILE_WHEN",
+    ["S", "M", "H", "D", "midnight", "W0", "W1", "W2", "W3", "W4", "W5", "W6"],
+    None,
+)
+LOG_FILE_BACKUPS = env_int("LOG_FILE_BACKUPS", 7, minimum=0)
+LOGGING = logging_config(
+    LOG_LEVEL,
+    LOG_FORMAT,
+    file_handler(
+        LOG_FILE, max_bytes=LOG_FILE_MAX_BYTES, when=LOG_FILE_WHEN, backups=LOG_FILE_BACKUPS
+    )
+    if LOG_FILE
+    else None,
+)
 
 # --- Celery -----------------------------------------------------------------------------------
 # The try-it-out default is kombu's filesystem transport: no server, messages are files under
