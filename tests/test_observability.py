@@ -14,9 +14,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from ingestor_project.metrics import exposition
-from listeners.ha_simulator import SimulatorThread
 from listeners.heartbeat import beat
 from listeners.models import ListenerHeartbeat
+from listeners.simulator import SimulatorThread
 from tests.helpers import ROOT, TEST_INFLUX_URL, service_env, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -14,7 +14,7 @@ from datetime import datetime
 
 import pytest
 
-from listeners.ha_simulator import SimulatorThread
+from listeners.simulator import SimulatorThread
 from tests.helpers import TEST_INFLUX_URL, service_env, wait_until
 
 TOKEN = "pipeline-test-token-0123456789"

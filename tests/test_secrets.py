@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from listeners.ha_simulator import SimulatorThread
+from listeners.simulator import SimulatorThread
 from tests.helpers import ROOT, TEST_INFLUX_URL, service_env, wait_until
 from tests.streams import Stream, events
 

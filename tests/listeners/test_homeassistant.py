@@ -9,8 +9,8 @@ import pytest
 
 from listeners.backoff import Backoff
 from listeners.batching import Batch, Batcher
-from listeners.ha_simulator import HomeAssistantSimulator
 from listeners.homeassistant import AuthFailed, HomeAssistantListener
+from listeners.simulator import HomeAssistantSimulator
 
 TOKEN = "listener-test-token-0123456789"
 

@@ -88,11 +88,15 @@ class Command(BaseCommand):
     def _source(self):
         if settings.HA_WEBSOCKET_URL:
             return settings.HA_WEBSOCKET_URL, settings.HA_TOKEN, None
-        from listeners.ha_simulator import SimulatorThread
+        from listeners.simulator import SimulatorThread
 
         token = secrets.token_urlsafe(24)
+        # A bounded record keeps memory flat however long the demo runs.
         simulator = SimulatorThread(
-            token=token, entities=settings.SIMULATOR_ENTITIES, rate=settings.SIMULATOR_RATE
+            token=token,
+            entities=settings.SIMULATOR_ENTITIES,
+            rate=settings.SIMULATOR_RATE,
+            max_recorded=100_000,
         )
         simulator.start()
         log.warning(
