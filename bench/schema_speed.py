@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -33,8 +33,16 @@ def per_event_us(events: list[dict], options: SchemaOptions, repeat: int) -> flo
 
 
 def main() -> None:
-    table = [{"event_type": "state_changed", "time": T, "entity_id": r[1], "state": r[2],
-              "attributes": r[3]} for r in ROWS]
+    table = [
+        {
+            "event_type": "state_changed",
+            "time": T,
+            "entity_id": r[1],
+            "state": r[2],
+            "attributes": r[3],
+        }
+        for r in ROWS
+    ]
     simulator = HomeAssistantSimulator(entities=200, rate=1, events=None)
     simulator.emit(5000)
     mix = [normalise_event(e) for e in simulator.generated]

@@ -14,8 +14,8 @@ escaping rule in one small, tested place. The rules were checked against a real 
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from collections.abc import Mapping
+from functools import lru_cache
 
 _MEASUREMENT = str.maketrans({",": "\\,", " ": "\\ "})
 _KEY = str.maketrans({",": "\\,", " ": "\\ ", "=": "\\="})
