@@ -187,6 +187,18 @@ HA_EVENT_TYPES = env_list("HA_EVENT_TYPES", ["state_changed"])
 if "*" in HA_EVENT_TYPES:
     HA_EVENT_TYPES = []
 HA_VERIFY_SSL = env_bool("HA_VERIFY_SSL", True)
+# Application-level ping: every N seconds; no pong within the timeout means a dead connection.
+HA_PING_INTERVAL = env_float("HA_PING_INTERVAL", 30.0, minimum=1)
+HA_PING_TIMEOUT = env_float("HA_PING_TIMEOUT", 10.0, minimum=0.5)
+# Name of this Home Assistant for its high-water mark (default: derived from HA_URL).
+HA_INSTANCE = env_str("HA_INSTANCE", None)
+# Gap backfill from HA's history after any restart or reconnect.
+BACKFILL_ENABLED = env_bool("BACKFILL_ENABLED", True)
+BACKFILL_MAX_LOOKBACK = env_float("BACKFILL_MAX_LOOKBACK", 86400.0, minimum=1)
+BACKFILL_OVERLAP = env_float("BACKFILL_OVERLAP", 1.0, minimum=0)
+BACKFILL_CHUNK_ENTITIES = env_int("BACKFILL_CHUNK_ENTITIES", 100, minimum=1)
+BACKFILL_WINDOW = env_float("BACKFILL_WINDOW", 3600.0, minimum=1)
+BACKFILL_TIMEOUT = env_float("BACKFILL_TIMEOUT", 60.0, minimum=1)
 SIMULATOR_ENTITIES = env_int("SIMULATOR_ENTITIES", 50, minimum=1)
 SIMULATOR_RATE = env_float("SIMULATOR_RATE", 5.0, minimum=0.01)
 

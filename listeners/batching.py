@@ -27,6 +27,7 @@ class Batch:
     events: list[dict[str, Any]]
     batch_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     sealed_at: float = field(default_factory=time.monotonic)
+    seq: int = 0  # order of sealing: batches are published in this order
 
 
 Publish = Callable[[Batch], None]
@@ -59,6 +60,7 @@ class Batcher:
         self._failures = metrics.PUBLISH_FAILURES.labels(source)
         self._publish_seconds = metrics.PUBLISH_SECONDS.labels(source)
         self.held_events = 0  # sealed, not yet confirmed by the broker
+        self.sealed_seq = 0
 
     # --- reader side ---------------------------------------------------------------------
     def add(self, event: dict[str, Any]) -> None:
@@ -73,16 +75,19 @@ class Batcher:
         if self.buffer and self.clock() - (self.first_at or 0.0) >= self.interval:
             self.seal()
 
-    def seal(self) -> None:
+    def seal(self) -> int:
+        """Close the buffer into a batch; returns the sequence number of the newest batch."""
         if not self.buffer:
-            return
-        batch = Batch(self.buffer)
+            return self.sealed_seq
+        self.sealed_seq += 1
+        batch = Batch(self.buffer, seq=self.sealed_seq)
         self.buffer, self.first_at = [], None
         with self.cond:
             self.pending.append(batch)
             self.held_events += len(batch.events)
             self.cond.notify_all()
         self._pending_gauge.set(self.held_events)
+        return self.sealed_seq
 
     def has_room(self) -> bool:
         return len(self.pending) < self.max_pending

@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import json
 import ssl
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,8 +19,10 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from listeners.backfill import BackfillPolicy, history_command, history_events, iso_from_ns
 from listeners.backoff import Backoff
-from listeners.batching import Batcher
+from listeners.batching import Batch, Batcher
+from listeners.cursor import HighWaterMark
 from listeners.filters import EntityFilter
 from listeners.instrumentation import ListenerMetrics
 from listeners.normalise import (
@@ -60,6 +64,10 @@ class HomeAssistantListener:
         ssl_context: ssl.SSLContext | None = None,
         entity_filter: EntityFilter | None = None,
         metrics: ListenerMetrics | None = None,
+        cursor: HighWaterMark | None = None,
+        backfill: BackfillPolicy | None = None,
+        ping_interval: float = 30.0,
+        ping_timeout: float = 10.0,
     ) -> None:
         self.url, self.token, self.batcher = url, token, batcher
         self.event_types = list(event_types)
@@ -72,7 +80,20 @@ class HomeAssistantListener:
         self.subscriptions: dict[int, str | None] = {}
         self.connected = False
         self.ha_version: str | None = None
-        self.stats = {"events": 0, "unparseable": 0, "skipped": 0, "filtered": 0, "reconnects": 0}
+        self.stats = {
+            "events": 0,
+            "unparseable": 0,
+            "skipped": 0,
+            "filtered": 0,
+            "reconnects": 0,
+            "backfilled": 0,
+        }
+        self.cursor, self.backfill_policy = cursor, backfill or BackfillPolicy()
+        self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
+        self.waiting: dict[int, asyncio.Future] = {}
+        self.backfills = 0
+        self.release_at: list[tuple[int, int]] = []  # (batch seq, backfill id)
+        self.release_lock = threading.Lock()
 
     # --- lifecycle -----------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -121,7 +142,7 @@ class HomeAssistantListener:
             )
             return delay
         finally:
-            if self.connected:
+            if self.connected and not self.stopping:
                 self.stats["reconnects"] += 1
                 self.metrics.reconnected()
             self.connected = False
@@ -152,6 +173,7 @@ class HomeAssistantListener:
             await self.authenticate(ws)
             await self.negotiate(ws)
             await self.subscribe(ws)
+            subscribed_ns = time.time_ns()
             self.connected = True
             self.metrics.connected(True)
             self.backoff.reset()
@@ -161,7 +183,15 @@ class HomeAssistantListener:
                 ha_version=self.ha_version,
                 event_types=self.event_types or "all",
             )
-            await self.read(ws)
+            helpers = [asyncio.create_task(self._keepalive(ws))]
+            if self.cursor is not None and self.backfill_policy.enabled:
+                helpers.append(asyncio.create_task(self._backfill_gap(ws, subscribed_ns)))
+            try:
+                await self.read(ws)
+            finally:
+                for task in helpers:
+                    task.cancel()
+                self._fail_waiting()
 
     async def read(self, ws: ClientConnection) -> None:
         stop = asyncio.create_task(self.stop_event.wait())
@@ -178,6 +208,130 @@ class HomeAssistantListener:
                     await asyncio.sleep(0.05)
         finally:
             stop.cancel()
+
+    # --- requests while the read loop runs ------------------------------------------------
+    async def request(self, ws: ClientConnection, payload: dict[str, Any], timeout: float) -> Any:
+        """Send a command and wait for its answer, which the read loop routes back by id."""
+        command = self._command(payload)
+        future = asyncio.get_running_loop().create_future()
+        self.waiting[command["id"]] = future
+        try:
+            await ws.send(json.dumps(command))
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self.waiting.pop(command["id"], None)
+
+    def _answer(self, message: dict[str, Any]) -> bool:
+        future = self.waiting.get(message.get("id"))  # type: ignore[arg-type]
+        if future is None or future.done():
+            return False
+        if message.get("type") == "result" and not message.get("success"):
+            future.set_exception(ProtocolFailed(f"command failed: {message.get('error')}"))
+        else:
+            future.set_result(message.get("result"))
+        return True
+
+    def _fail_waiting(self) -> None:
+        for future in self.waiting.values():
+            if not future.done():
+                future.set_exception(ConnectionError("connection closed"))
+        self.waiting.clear()
+
+    async def _keepalive(self, ws: ClientConnection) -> None:
+        """Application-level ping: no pong in time means a dead connection, so reconnect."""
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            started = time.perf_counter()
+            try:
+                await self.request(ws, {"type": "ping"}, self.ping_timeout)
+            except (TimeoutError, ConnectionError, ConnectionClosed):
+                log.warning("ha_ping_timeout", timeout=self.ping_timeout, category="connection")
+                ws.transport.abort()
+                return
+            self.metrics.ping(time.perf_counter() - started)
+
+    # --- backfill --------------------------------------------------------------------------
+    async def _backfill_gap(self, ws: ClientConnection, until_ns: int) -> None:
+        assert self.cursor is not None
+        start_ns = self.cursor.position()
+        if start_ns is None:
+            return  # the first run ever: nothing was missed
+        policy = self.backfill_policy
+        start_ns = max(start_ns - policy.overlap_ns, until_ns - policy.max_lookback_ns)
+        self.backfills += 1
+        backfill_id = self.backfills
+        with self.release_lock:
+            self.release_at.clear()
+        self.cursor.holds.clear()
+        self.cursor.hold(backfill_id, start_ns)
+        try:
+            count = await self._backfill(ws, start_ns, until_ns)
+        except (ProtocolFailed, TimeoutError, ConnectionError, ConnectionClosed) as exc:
+            # The hold stays: the next connection backfills this gap again.
+            log.error("ha_backfill_failed", error=str(exc)[:300], category="connection")
+            return
+        seq = self.batcher.seal()
+        with self.release_lock:
+            self.release_at.append((seq, backfill_id))
+        log.info("ha_backfill_done", events=count, seconds=round((until_ns - start_ns) / 1e9, 1))
+
+    async def _backfill(self, ws: ClientConnection, start_ns: int, until_ns: int) -> int:
+        states = await self.request(ws, {"type": "get_states"}, self.backfill_policy.timeout)
+        entity_ids = sorted(
+            s["entity_id"]
+            for s in states or []
+            if not self.entity_filter or self.entity_filter.matches(s["entity_id"])
+        )
+        log.info(
+            "ha_backfill_started",
+            entities=len(entity_ids),
+            seconds=round((until_ns - start_ns) / 1e9, 1),
+        )
+        total = 0
+        for window_start, window_end in self.backfill_policy.windows(start_ns, until_ns):
+            for chunk in self.backfill_policy.chunks(entity_ids):
+                rows = await self.request(
+                    ws,
+                    history_command(chunk, window_start, window_end),
+                    self.backfill_policy.timeout,
+                )
+                total += await self._enqueue_history(rows or {})
+            log.info(
+                "ha_backfill_progress",
+                events=total,
+                done_until=iso_from_ns(window_end),
+                category="backfill",
+            )
+        return total
+
+    async def _enqueue_history(self, rows: dict[str, list[dict[str, Any]]]) -> int:
+        count = 0
+        for entity_id, entity_rows in rows.items():
+            for event in history_events(entity_id, entity_rows):
+                while not self.batcher.has_room():
+                    await asyncio.sleep(0.05)
+                self.batcher.add(event)
+                count += 1
+                if count % 500 == 0:
+                    await asyncio.sleep(0)  # let the live stream's frames through
+        self.stats["backfilled"] += count
+        self.metrics.backfilled(count)
+        return count
+
+    def on_batch_published(self, batch: Batch) -> None:
+        """Publisher thread: the broker has this batch, so the high-water mark may advance."""
+        if self.cursor is None:
+            return
+        times = [e["time"] for e in batch.events if isinstance(e.get("time"), int)]
+        with self.release_lock:
+            done = [item for item in self.release_at if batch.seq >= item[0]]
+            self.release_at = [item for item in self.release_at if item not in done]
+        for _, backfill_id in done:
+            self.cursor.release(backfill_id)
+        if times:
+            self.cursor.confirm(max(times))
+        elif done:
+            self.cursor.save()
 
     def _command(self, payload: dict[str, Any]) -> dict[str, Any]:
         payload = {"id": self.next_id, **payload}
@@ -259,6 +413,8 @@ class HomeAssistantListener:
             log.warning("ha_message_unparseable", category="unparseable", head=str(message)[:200])
             return 0
         kind = message.get("type")
+        if kind in ("result", "pong") and self._answer(message):
+            return 0
         if kind == "event":
             return self.handle_event(message.get("event"))
         if kind == "result" and not message.get("success"):

@@ -67,3 +67,6 @@ class ListenerMetrics:
 
     def reconnected(self) -> None:
         self._reconnects.inc()
+
+    def ping(self, seconds: float) -> None:
+        metrics.PING_SECONDS.labels(self.source).observe(seconds)

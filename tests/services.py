@@ -3,12 +3,14 @@ stopped and restarted by process id, never touching the machine's shared instanc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from tests.helpers import influx_reachable, wait_until
@@ -124,6 +126,44 @@ class PrivateRabbitMQ(PrivateService):
         except Exception:  # noqa: BLE001 - not up yet, whatever the reason
             return False
 
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
+        """Stop the node itself: signalling the server script alone leaves the VM running."""
+        for pid in self._node_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while self._node_pids() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid in self._node_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        super().stop(sig, timeout)
+
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.data, ignore_errors=True)
+
+    def _node_pids(self) -> list[int]:
+        # The server script hands over to the Erlang VM (and epmd helpers) as another user;
+        # the VM's environment names the node, its command line does not.
+        marker = f"RABBITMQ_NODENAME={self.name}".encode()
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if marker in (entry / "environ").read_bytes().split(b"\0"):
+                        pids.append(int(entry.name))
+                except OSError:
+                    continue
+        return pids
+
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): connections stay open, nothing is answered."""
+        pids = self._node_pids()
+        assert pids, "the broker's Erlang VM was not found"
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in self._node_pids():
+            os.kill(pid, signal.SIGCONT)

@@ -198,6 +198,7 @@ def test_a_rabbitmq_restart_mid_stream_loses_nothing(
 
         wait_until(lambda: db.count() >= 1000, 60, "points before the restart")
         broker.stop()
+        assert not broker.accepts_sessions(), "the broker is still up"
         time.sleep(2)  # a real restart: the broker is away for a moment
         broker.start()
 

@@ -7,6 +7,7 @@ import secrets
 import signal
 import ssl
 import sys
+from urllib.parse import urlsplit
 
 import structlog
 from django.conf import settings
@@ -14,7 +15,9 @@ from django.core.management.base import BaseCommand
 
 from ingestor_project import metrics
 from ingestor_project.celery import app as celery_app
+from listeners.backfill import BackfillPolicy
 from listeners.batching import Batcher, PublisherThread
+from listeners.cursor import HighWaterMark
 from listeners.filters import EntityFilter
 from listeners.heartbeat import HeartbeatThread
 from listeners.homeassistant import HomeAssistantListener
@@ -47,7 +50,19 @@ class Command(BaseCommand):
             event_types=settings.HA_EVENT_TYPES,
             ssl_context=context,
             entity_filter=EntityFilter(**settings.ENTITY_FILTER),
+            cursor=self._cursor(url),
+            backfill=BackfillPolicy(
+                enabled=settings.BACKFILL_ENABLED,
+                max_lookback_ns=int(settings.BACKFILL_MAX_LOOKBACK * 1e9),
+                overlap_ns=int(settings.BACKFILL_OVERLAP * 1e9),
+                chunk_entities=settings.BACKFILL_CHUNK_ENTITIES,
+                window_ns=int(settings.BACKFILL_WINDOW * 1e9),
+                timeout=settings.BACKFILL_TIMEOUT,
+            ),
+            ping_interval=settings.HA_PING_INTERVAL,
+            ping_timeout=settings.HA_PING_TIMEOUT,
         )
+        batcher.on_published = listener.on_batch_published
         heartbeat = HeartbeatThread("homeassistant", lambda: self._status(listener, batcher))
         heartbeat.start()
         if settings.METRICS_PORT:
@@ -70,6 +85,14 @@ class Command(BaseCommand):
                 events=batcher.pending_events,
             )
             sys.exit(1)
+
+    @staticmethod
+    def _cursor(url: str) -> HighWaterMark:
+        name = settings.HA_INSTANCE or f"homeassistant:{urlsplit(url).netloc}"
+        cursor = HighWaterMark(name)
+        position = cursor.load()
+        log.info("ha_high_water_mark", instance=name, position_ns=position)
+        return cursor
 
     @staticmethod
     def _status(listener: HomeAssistantListener, batcher: Batcher) -> tuple[bool, dict]:

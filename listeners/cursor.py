@@ -1,0 +1,66 @@
+"""The high-water mark: how far a source's events are safely enqueued, kept in the database.
+
+It advances only when the broker has confirmed a batch, and never past the start of a backfill
+still in flight: a crash mid-backfill must not skip the part of the gap not yet enqueued.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import structlog
+from django.db import close_old_connections
+
+from listeners.models import SourceCursor
+
+log = structlog.get_logger(__name__)
+
+
+class HighWaterMark:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.lock = threading.Lock()
+        self.confirmed: int | None = None  # newest event time in a confirmed batch
+        self.holds: dict[int, int] = {}  # backfill id -> its start: the mark may not pass it
+        self.saved: int | None = None
+
+    def load(self) -> int | None:
+        row = SourceCursor.objects.filter(name=self.name).first()
+        self.saved = self.confirmed = row.position_ns if row else None
+        return self.saved
+
+    def hold(self, backfill_id: int, start_ns: int) -> None:
+        with self.lock:
+            self.holds[backfill_id] = start_ns
+
+    def release(self, backfill_id: int) -> None:
+        with self.lock:
+            self.holds.pop(backfill_id, None)
+
+    def position(self) -> int | None:
+        with self.lock:
+            if self.confirmed is None:
+                return None
+            return min([self.confirmed, *self.holds.values()])
+
+    def confirm(self, newest_ns: int) -> None:
+        """Called from the publisher thread once a batch is in the broker."""
+        with self.lock:
+            if self.confirmed is None or newest_ns > self.confirmed:
+                self.confirmed = newest_ns
+        self.save()
+
+    def save(self) -> None:
+        position = self.position()
+        if position is None or position == self.saved:
+            return
+        try:
+            close_old_connections()
+            SourceCursor.objects.update_or_create(
+                name=self.name, defaults={"position_ns": position}
+            )
+            self.saved = position
+        except Exception as exc:  # noqa: BLE001 - retried with the next batch; never fatal
+            log.warning(
+                "cursor_save_failed", source=self.name, error=repr(exc)[:300], category="connection"
+            )
