@@ -12,16 +12,31 @@ import os
 import time
 from typing import Any
 
-from prometheus_client import (
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+import prometheus_client
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
+
+# METRICS_ENABLED=false swaps every metric for a no-op: the benchmark measures what metrics
+# cost by running the same load with and without them.
+ENABLED = os.environ.get("METRICS_ENABLED", "true").strip().lower() not in ("false", "0", "no")
+
+
+class _Noop:
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        pass
+
+    def labels(self, *_args: Any, **_kwargs: Any) -> _Noop:
+        return self
+
+    def inc(self, *_args: Any) -> None:
+        pass
+
+    set = observe = dec = inc
+
+
+Counter = prometheus_client.Counter if ENABLED else _Noop
+Gauge = prometheus_client.Gauge if ENABLED else _Noop
+Histogram = prometheus_client.Histogram if ENABLED else _Noop
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300, 3600)

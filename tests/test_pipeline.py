@@ -80,6 +80,9 @@ def pipeline_env(influx, ingest_queue, tmp_path, postgres_url):
             INGEST_BATCH_SIZE="500",
             INGEST_FLUSH_INTERVAL="0.2",
             DATA_DIR=str(tmp_path),
+            # Without backfill the points are exactly what was delivered live; with it (the
+            # default) the gaps are filled too: tests/test_backfill_e2e.py.
+            BACKFILL_ENABLED="false",
             **extra,
         )
         subprocess.run(
