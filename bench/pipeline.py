@@ -426,6 +426,12 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a few seconds each, for CI")
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument(
+        "--sim-rate",
+        type=float,
+        default=25_000,
+        help="simulator rate for the throughput runs (events/s)",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench-results"))
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
@@ -439,9 +445,14 @@ def main() -> None:
         },
         "smoke": args.smoke,
         "ceiling": ceiling(20_000 if args.smoke else 200_000),
-        "throughput_metrics_on": throughput(workdir, seconds, True, args.concurrency),
-        "throughput_metrics_off": throughput(workdir, seconds, False, args.concurrency),
+        "throughput_metrics_on": throughput(
+            workdir, seconds, True, args.concurrency, args.sim_rate
+        ),
+        "throughput_metrics_off": throughput(
+            workdir, seconds, False, args.concurrency, args.sim_rate
+        ),
         "latency": latency(workdir, seconds, 500),
+        "health_at_1000": latency(workdir, seconds, 1000),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
