@@ -279,10 +279,10 @@ def ceiling(lines: int) -> dict:
     return {"points": lines, "seconds": round(elapsed, 2), "points_per_s": round(lines / elapsed)}
 
 
-def throughput(workdir: Path, seconds: float, metrics: bool, concurrency: int) -> dict:
+def throughput(workdir: Path, seconds: float, metrics: bool, concurrency: int, rate: float) -> dict:
     stack = Stack(
         workdir,
-        rate=100_000,
+        rate=rate,
         metrics=metrics,
         events=None,
         concurrency=concurrency,
