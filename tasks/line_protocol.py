@@ -6,22 +6,26 @@ escaping rule in one small, tested place. The rules were checked against a real 
 - In measurement names, tag keys, tag values and field keys a backslash is only an escape when a
   comma, equals sign or space follows, so backslashes are left alone and those three escaped.
 - No identifier can hold a newline or carriage return, end in a backslash (it would escape the
-  delimiter after it) or be empty; a measurement cannot start with "#" (the line would be read
-  as a comment and silently dropped); "time" is refused as a tag or field key.
+  delimiter after it), hold a lone UTF-16 surrogate (not encodable as UTF-8) or be empty; a
+  measurement cannot start with "#" (the line would be read as a comment and silently dropped);
+  "time" is refused as a tag or field key.
+- In measurement names and field keys InfluxDB takes a backslash before a comma, space, equals
+  sign or quote as an escape whatever precedes it, and skips leading whitespace or NUL: such
+  names cannot round-trip and are refused (the property tests against the real server found
+  both).
 - String field values escape backslashes and double quotes; newlines are fine inside them.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 
 _MEASUREMENT = str.maketrans({",": "\\,", " ": "\\ "})
 _KEY = str.maketrans({",": "\\,", " ": "\\ ", "=": "\\="})
 _STRING = str.maketrans({"\\": "\\\\", '"': '\\"'})
-# Nanosecond timestamps InfluxDB stores: a signed 64-bit integer.
-MIN_TIME, MAX_TIME = -(2**63) + 2, 2**63 - 1
 
 FieldValue = float | int | bool | str
 
@@ -36,6 +40,19 @@ class Unrepresentable(ValueError):
         self.what, self.reason = what, reason
 
 
+_BACKSLASH_ESCAPE = re.compile(r'\\[, ="]')
+# The newest/oldest nanosecond timestamps InfluxDB accepts.
+MIN_TIME, MAX_TIME = -(2**63) + 2, 2**63 - 2
+
+
+def encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_identifier(what: str, text: str) -> None:
     if not text:
         raise Unrepresentable(what, text, "is empty")
@@ -43,13 +60,24 @@ def _check_identifier(what: str, text: str) -> None:
         raise Unrepresentable(what, text, "contains a line break")
     if text[-1] == "\\":
         raise Unrepresentable(what, text, "ends with a backslash")
+    if not encodable(text):
+        raise Unrepresentable(what, text, "holds a lone surrogate (not UTF-8)")
+
+
+def _check_name(what: str, text: str) -> None:
+    """Measurement names and field keys: the stricter rules of InfluxDB's parser."""
+    _check_identifier(what, text)
+    if text[0].isspace() or text[0] == "\x00":
+        raise Unrepresentable(what, text, "starts with whitespace or NUL (InfluxDB skips it)")
+    if "\\" in text and _BACKSLASH_ESCAPE.search(text):
+        raise Unrepresentable(what, text, "has a backslash before , = space or quote")
 
 
 # Names repeat endlessly (the same fields, tags and entities in every batch): remembering their
 # escaped form halves the cost of a point. Bounded, so odd data cannot grow it without limit.
 @lru_cache(maxsize=65536)
 def escape_measurement(name: str) -> str:
-    _check_identifier("measurement", name)
+    _check_name("measurement", name)
     if name[0] == "#":
         raise Unrepresentable("measurement", name, "starts with '#' (a comment line)")
     return name.translate(_MEASUREMENT)
@@ -57,7 +85,10 @@ def escape_measurement(name: str) -> str:
 
 @lru_cache(maxsize=65536)
 def escape_key(text: str, what: str = "key") -> str:
-    _check_identifier(what, text)
+    if what == "field key":
+        _check_name(what, text)
+    else:
+        _check_identifier(what, text)
     if text == "time":
         raise Unrepresentable(what, text, "is reserved by InfluxDB")
     return text.translate(_KEY)
@@ -70,7 +101,13 @@ def escape_tag_value(text: str) -> str:
 
 
 def representable_tag_value(text: str) -> bool:
-    return bool(text) and "\n" not in text and "\r" not in text and text[-1] != "\\"
+    return (
+        bool(text)
+        and "\n" not in text
+        and "\r" not in text
+        and text[-1] != "\\"
+        and encodable(text)
+    )
 
 
 def format_field(value: FieldValue) -> str | None:
@@ -81,22 +118,36 @@ def format_field(value: FieldValue) -> str | None:
         return repr(value) if math.isfinite(value) else None
     if isinstance(value, int):
         return f"{value}i"
+    if not encodable(value):
+        raise Unrepresentable("field value", value, "holds a lone surrogate (not UTF-8)")
     if "\\" in value or '"' in value:
         value = value.translate(_STRING)
     return f'"{value}"'
 
 
 def line(
-    measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue], time: int
+    measurement: str,
+    tags: Mapping[str, str],
+    fields: Mapping[str, FieldValue],
+    time: int,
+    problems: list[str] | None = None,
 ) -> str | None:
-    """One point; None when it has no field InfluxDB can store. Raises Unrepresentable."""
+    """One point; None when it has no field InfluxDB can store.
+
+    A field or tag InfluxDB cannot store is left out and described in ``problems``; an
+    unstorable measurement or time raises Unrepresentable (the caller decides what then).
+    """
     if not MIN_TIME <= time <= MAX_TIME:
         raise Unrepresentable("time", str(time), "is outside InfluxDB's range")
+    skipped = problems if problems is not None else []
     formatted = []
     for key, value in fields.items():
-        text = format_field(value)
-        if text is not None:
-            formatted.append(f"{escape_key(key, 'field key')}={text}")
+        try:
+            text = format_field(value)
+            if text is not None:
+                formatted.append(f"{escape_key(key, 'field key')}={text}")
+        except Unrepresentable as exc:
+            skipped.append(f"field {key[:60]!r} left out: {exc.what} {exc.reason}")
     if not formatted:
         return None
     head = escape_measurement(measurement)
@@ -104,5 +155,8 @@ def line(
     for key in sorted(tags):
         value = tags[key]
         if value != "":
-            head += f",{escape_key(key, 'tag key')}={escape_tag_value(value)}"
+            try:
+                head += f",{escape_key(key, 'tag key')}={escape_tag_value(value)}"
+            except Unrepresentable as exc:
+                skipped.append(f"tag {key[:60]!r} left out: {exc.what} {exc.reason}")
     return f"{head} {','.join(formatted)} {time}"

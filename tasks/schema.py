@@ -38,8 +38,21 @@ STATE_NUMBERS = {
     "not_home": 0.0,
 }  # fmt: skip
 UNAVAILABLE_STATES = ("unknown", "unavailable")
-# A text attribute with digits inside also gets a float field, as in HA's integration.
-_DIGIT_TAIL = re.compile(r"^[^\.]*\d+\.?\d+[^\.]*$")
+# A text attribute with digits inside also gets a float field, as in HA's integration, whose
+# test is the regex ^[^\.]*\d+\.?\d+[^\.]*$. That regex backtracks catastrophically on long
+# digit runs (800 digits: minutes), so the same predicate is computed in linear time: no dot
+# and two adjacent digits somewhere, or exactly one dot with a digit on each side of it.
+_TWO_DIGITS = re.compile(r"\d\d")
+_DIGIT_DOT_DIGIT = re.compile(r"\d\.\d")
+
+
+def has_digit_tail(text: str) -> bool:
+    dots = text.count(".")
+    if dots == 0:
+        return _TWO_DIGITS.search(text) is not None
+    return dots == 1 and _DIGIT_DOT_DIGIT.search(text) is not None
+
+
 _NOT_DECIMAL = re.compile(r"[^\d.]+")
 PRECISION_DIVISORS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 MEASUREMENT_ATTRS = ("unit_of_measurement", "domain__device_class", "entity_id")
@@ -168,7 +181,7 @@ def _add_attribute(key: str, value: Any, fields: dict[str, Any], options: Schema
         return
     text = _text(value, options)
     fields[f"{key}_str"] = text
-    if _DIGIT_TAIL.match(text):
+    if has_digit_tail(text):
         number = _float(_NOT_DECIMAL.sub("", text))
         if number is not None and math.isfinite(number):
             fields[f"{key}_num" if key.endswith("_str") else key] = number
@@ -249,23 +262,13 @@ def _build(
     problems: list[str],
 ) -> str | None:
     """Line protocol, leaving out what InfluxDB cannot store and saying why."""
-    for key in [k for k in fields if not _storable_key(k)]:
-        problems.append(f"field {key[:60]!r} left out: not a storable field name")
-        del fields[key]
-    for key in [k for k in tags if not _storable_key(k)]:
-        problems.append(f"tag {key[:60]!r} left out: not a storable tag name")
-        del tags[key]
     try:
-        return line(measurement, tags, fields, time)
+        return line(measurement, tags, fields, time, problems)
     except Unrepresentable as exc:
         if exc.what != "measurement":
             raise
         problems.append(f"{exc}; written to measurement {fallback!r} instead")
-        return line(fallback, tags, fields, time)
-
-
-def _storable_key(key: str) -> bool:
-    return representable_tag_value(key) and key != "time"
+        return line(fallback, tags, fields, time, problems)
 
 
 def convert(
@@ -282,6 +285,13 @@ def convert(
     if parts is None:
         return Conversion(None, problems)
     measurement, tags, fields = parts
+    if fallback != "ha_events" and measurement == options.events_measurement:
+        # Its fields (data, context_id) are text there; a state's would conflict with them.
+        problems.append(
+            f"measurement {measurement!r} is the events measurement; "
+            f"written to {fallback!r} instead"
+        )
+        measurement = fallback
     if guard is not None:
         tags = {key: guard(key, value) for key, value in tags.items()}
     time = event["time"] // PRECISION_DIVISORS[options.precision]

@@ -6,9 +6,19 @@ section numbers in brackets) or names the improvement it pins ("ours").
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from tasks.schema import EntityOverrides, SchemaOptions, convert, state_fields_and_tags
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tasks.schema import (
+    EntityOverrides,
+    SchemaOptions,
+    convert,
+    has_digit_tail,
+    state_fields_and_tags,
+)
 
 T = 1767323045123456000
 DEFAULT = SchemaOptions()
@@ -521,3 +531,14 @@ def test_an_attribute_name_influxdb_cannot_store_is_left_out_and_reported():
     result = convert(event, DEFAULT)
     assert result.line == f"sensor.s,domain=sensor,entity_id=s value=1.0,ok=3.0 {T}"
     assert len(result.problems) == 2
+
+
+@given(st.text(alphabet="0123456789.ab-²\n ", max_size=30))
+def test_the_linear_digit_check_agrees_with_has_regex(text):
+    # HA's own test; it backtracks catastrophically on long digit runs, ours does not.
+    has_regex = re.compile(r"^[^\.]*\d+\.?\d+[^\.]*$")
+    assert has_digit_tail(text) == bool(has_regex.match(text))
+
+
+def test_the_digit_check_is_linear_on_long_digit_runs():
+    assert has_digit_tail("1" * 100_000 + "..") is False
