@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -155,9 +156,13 @@ class HomeAssistantListener:
     async def _tick_forever(self) -> None:
         # Seals a partly filled batch once it is a flush interval old, even when HA is quiet.
         period = min(0.25, self.batcher.interval / 2)
-        while True:
-            await asyncio.sleep(period)
-            self.batcher.tick()
+        try:
+            while True:
+                await asyncio.sleep(period)
+                self.batcher.tick()
+                self.metrics.flush()
+        finally:
+            self.metrics.flush()
 
     # --- one connection ------------------------------------------------------------------
     async def session(self) -> None:
@@ -395,7 +400,8 @@ class HomeAssistantListener:
     def handle_frame(self, raw: str | bytes) -> int:
         """Handle one WebSocket frame (an object or a coalesced array); returns events taken."""
         try:
-            message = json.loads(raw)
+            # orjson: frame decoding was a third of the listener's CPU with the json module.
+            message = orjson.loads(raw)
         except ValueError as exc:
             self._unparseable(raw, f"not JSON: {exc}")
             log.warning(

@@ -51,6 +51,7 @@ def test_the_mark_never_passes_a_backfill_in_flight_and_survives_a_restart():
     mark.confirm(100)
     mark.hold(1, 40)
     mark.confirm(200)
+    mark.save()
     assert mark.position() == 40
     assert HighWaterMark("test:ha").load() == 40
     mark.release(1)

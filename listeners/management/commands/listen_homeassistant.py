@@ -72,6 +72,8 @@ class Command(BaseCommand):
         finally:
             drained = batcher.drain(settings.INGEST_SHUTDOWN_TIMEOUT)
             publisher.stop()
+            if listener.cursor is not None:
+                listener.cursor.save()  # the newest confirmed position, not one a second old
             heartbeat.stop()
             heartbeat.beat_once()  # the last word: disconnected
             metrics.mark_process_dead()

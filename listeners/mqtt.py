@@ -1,0 +1,625 @@
+"""The MQTT listener: subscribe, parse, batch, and acknowledge only what the Celery broker holds.
+
+At-least-once from the MQTT broker to the queue rests on three things:
+
+- a persistent session (clean start off, a stable client id, an MQTT 5 session expiry), so the
+  broker keeps every unacknowledged QoS-1 message for us while we are away;
+- manual acknowledgements: a message's PUBACK is sent only once every event it produced sits
+  in a batch the Celery broker has confirmed (:class:`AckTracker`). A crash anywhere before that
+  leaves the message unacknowledged, and the broker delivers it again;
+- a bounded window: with MQTT 5 we announce ``Receive Maximum = MQTT_MAX_UNACKED``, and the
+  broker never has more unacknowledged messages out to us than that. That *is* the
+  backpressure: a slow Celery broker delays confirmations, hence acks, hence new deliveries,
+  while the MQTT broker queues for us (its ``max_queued_messages`` must be sized for that).
+  With MQTT 3.1.1 the broker's own inflight limit applies (Mosquitto: 20 by default) and
+  ``MQTT_MAX_UNACKED`` should be set to it.
+
+Redelivery is harmless when a message carries its own timestamp (see listeners/mqtt_formats.py):
+the same point is written again and overwrites itself.
+
+The loop lives here in small steps (``step``, ``handle_message``, ``housekeeping``,
+``send_acks``, ``close``) that tests call directly; the management command only wires it up.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+import structlog
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from ingestor_project import metrics as metric_catalogue
+from listeners.backoff import Backoff
+from listeners.batching import Batch, Batcher
+from listeners.filters import EntityFilter
+from listeners.instrumentation import ListenerMetrics
+from listeners.mqtt_formats import (
+    SOURCE_MQTT,
+    Assembled,
+    JsonOptions,
+    PayloadError,
+    StatestreamAssembler,
+    Subscription,
+    parse_eventstream,
+    parse_json,
+    parse_statestream,
+    parse_value,
+)
+from listeners.normalise import unparseable_event
+
+log = structlog.get_logger(__name__)
+
+RETAINED_MODES = ("ingest_once", "ignore", "always")
+PROTOCOLS = ("5", "3.1.1")
+# MQTT 5 Receive Maximum is a two-byte integer.
+MAX_RECEIVE_MAXIMUM = 65535
+
+
+# --- configuration ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Broker:
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+_SCHEMES = {"mqtt": (1883, False), "mqtts": (8883, True)}
+
+
+def broker_from_url(url: str) -> Broker:
+    """``mqtt://[user:pass@]host[:port]`` or ``mqtts://...``. Errors never repeat the URL: it
+    may hold a password."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError("is not a URL like mqtt://host:1883 (bad port?)") from None
+    if parts.scheme not in _SCHEMES:
+        raise ValueError(f"scheme {parts.scheme!r} is not mqtt:// or mqtts://")
+    if not parts.hostname:
+        raise ValueError("has no host name")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("must be scheme://host:port only, without a path or query")
+    default_port, tls = _SCHEMES[parts.scheme]
+    return Broker(
+        host=parts.hostname,
+        port=port or default_port,
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    subscriptions: tuple[Subscription, ...]
+    broker: Broker = Broker("localhost", 1883, False)
+    client_id: str = "ha-ingestor"
+    protocol: str = "5"
+    keepalive: int = 60
+    session_expiry: int = 7 * 24 * 3600
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    max_unacked: int = 5000
+    max_payload_bytes: int = 256 * 1024
+    retained: str = "ingest_once"
+    statestream_settle: float = 0.5
+    json: JsonOptions = field(default_factory=JsonOptions)
+
+    @property
+    def v5(self) -> bool:
+        return self.protocol == "5"
+
+
+def make_client(config: MqttConfig) -> mqtt.Client:
+    """A paho client set up for at-least-once: manual acks, persistent session. No I/O yet."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=config.client_id,
+        clean_session=None if config.v5 else False,
+        protocol=mqtt.MQTTv5 if config.v5 else mqtt.MQTTv311,
+        manual_ack=True,
+    )
+    if config.broker.username:
+        client.username_pw_set(config.broker.username, config.broker.password)
+    if config.broker.tls:
+        client.tls_set(ca_certs=config.ca_file, certfile=config.cert_file, keyfile=config.key_file)
+    kwargs: dict[str, Any] = {}
+    if config.v5:
+        properties = Properties(PacketTypes.CONNECT)
+        # Without a session expiry an MQTT 5 session ends with the connection: nothing queued.
+        properties.SessionExpiryInterval = config.session_expiry
+        properties.ReceiveMaximum = config.max_unacked
+        kwargs = {"clean_start": False, "properties": properties}
+    client.connect_async(config.broker.host, config.broker.port, config.keepalive, **kwargs)
+    return client
+
+
+# --- acknowledgements -------------------------------------------------------------------------
+class _Record:
+    """One received message. ``end`` is the number of events handed to the batcher once all of
+    this message's events were (None while some may still come: an open statestream change)."""
+
+    __slots__ = ("end", "generation", "mid", "qos")
+
+    def __init__(self, mid: int, qos: int, generation: int) -> None:
+        self.mid, self.qos, self.generation = mid, qos, generation
+        self.end: int | None = None
+
+
+class AckTracker:
+    """Decides when a received message may be acknowledged.
+
+    Events enter the batcher in one order and the batcher publishes its batches in that same
+    order (one FIFO, one publisher thread), so "confirmed" is a single running count of events:
+    a message whose last event is the n-th one handed over is safe once n events are confirmed.
+
+    Acknowledgements go out strictly in receive order, because MQTT 3.1.1 §4.6 requires PUBACKs
+    in the order the PUBLISHes arrived. A message yielding no event (filtered, a retained
+    duplicate, an empty payload) therefore waits for every message before it, and a message held
+    by an open statestream change holds back those after it for at most the settle window.
+    """
+
+    def __init__(self) -> None:
+        self._records: deque[_Record] = deque()
+        self._lock = threading.Lock()
+        self._confirmed = 0  # written by the publisher thread
+        self.added = 0
+        self.unacked = 0
+
+    def received(self, mid: int, qos: int, generation: int) -> _Record:
+        record = _Record(mid, qos, generation)
+        self._records.append(record)
+        if qos:
+            self.unacked += 1
+        return record
+
+    def complete(self, record: _Record) -> None:
+        """Every event of this message has been handed to the batcher."""
+        record.end = self.added
+
+    def confirmed(self, events: int) -> None:
+        with self._lock:
+            self._confirmed += events
+
+    def all_confirmed(self) -> bool:
+        """Every event handed to the batcher has been confirmed (on_published has run, which
+        happens after the batch leaves the batcher's queue)."""
+        with self._lock:
+            return self._confirmed >= self.added
+
+    def releasable(self) -> list[_Record]:
+        """Pop, in receive order, the messages whose events are all confirmed."""
+        with self._lock:
+            confirmed = self._confirmed
+        released = []
+        while self._records:
+            head = self._records[0]
+            if head.end is None or head.end > confirmed:
+                break
+            released.append(self._records.popleft())
+            if head.qos:
+                self.unacked -= 1
+        return released
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
+def kept_payload(payload: bytes) -> str:
+    """A bad payload as text an operator can read: invalid UTF-8 as \\x escapes, and NUL
+    escaped too, because PostgreSQL text cannot hold it (the dead-letter insert would fail)."""
+    return payload.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
+
+
+# --- the listener -----------------------------------------------------------------------------
+class MqttListener:
+    # The network loop waits at most this long for data, so a stop request, the settle window
+    # and batch flushing are all looked at several times a second.
+    LOOP_TIMEOUT = 0.1
+    # Housekeeping (settle window, batch interval, acks) runs at most this often while messages
+    # stream in: every message would cost a scan of the open statestream changes.
+    HOUSEKEEPING_EVERY = 0.02
+    # Distinct topics whose subscription match is remembered.
+    ROUTE_CACHE_SIZE = 100_000
+
+    def __init__(
+        self,
+        client: mqtt.Client,
+        batcher: Batcher,
+        config: MqttConfig,
+        *,
+        entity_filter: EntityFilter | None = None,
+        metrics: ListenerMetrics | None = None,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ns: Callable[[], int] = time.time_ns,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client, self.batcher, self.config = client, batcher, config
+        self.entity_filter = entity_filter if entity_filter and not entity_filter.empty else None
+        self.metrics = metrics or ListenerMetrics(SOURCE_MQTT)
+        # A broker restart takes a few seconds; 30 s caps the wait once it is really down.
+        self.backoff = backoff or Backoff(initial=0.5, maximum=30.0)
+        self.clock, self.wall_ns, self.sleep = clock, wall_ns, sleep
+        self.tracker = AckTracker()
+        self.assembler = StatestreamAssembler(config.statestream_settle)
+        # The listener owns the acks, so it is the one told which batches the broker confirmed.
+        batcher.on_published = self.batch_confirmed
+        self._stopping = False
+        self.link_up = False  # a socket exists (CONNACK may still be pending)
+        self.connected = False  # the broker accepted us
+        self.generation = 0  # one per accepted connection: packet ids are per connection
+        self.next_attempt = 0.0
+        self._last_housekeeping = 0.0
+        self._routes: dict[str, Subscription | None] = {}
+        self._last_payload: dict[str, int] = {}
+        self._subscribing: dict[int, list[str]] = {}
+        self.stats = {
+            "events": 0,
+            "unparseable": 0,
+            "filtered": 0,
+            "skipped": 0,
+            "unmatched": 0,
+            "redelivered": 0,
+            "acked": 0,
+            "reconnects": 0,
+        }
+        client.on_connect = self.on_connect
+        client.on_disconnect = self.on_disconnect
+        client.on_subscribe = self.on_subscribe
+        client.on_message = self.on_message
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Safe to call from a signal handler: it only sets a flag the loop checks."""
+        self._stopping = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def run(self) -> None:
+        while not self.stopping:
+            self.step()
+
+    def step(self) -> None:
+        """One turn of the loop: (re)connect when due, read what arrived, then housekeeping."""
+        if not self.link_up:
+            self._connect_when_due()
+        elif self.batcher.has_room():
+            rc = self.client.loop(self.LOOP_TIMEOUT)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._link_down(mqtt.error_string(rc))
+        else:
+            # The Celery broker is far behind: stop reading, so TCP pushes back on the MQTT
+            # broker, rather than hold unbounded memory. If this outlasts the keepalive the
+            # broker drops us and redelivers later: at-least-once still holds.
+            self.sleep(self.LOOP_TIMEOUT)
+        if self.clock() - self._last_housekeeping >= self.HOUSEKEEPING_EVERY:
+            self.housekeeping()
+
+    def close(self, timeout: float) -> bool:
+        """Hand over everything held, wait (bounded) for the broker to confirm it, acknowledge
+        what it confirmed, disconnect. True when nothing was left unpublished. Messages read
+        after the stop request were never taken: the broker delivers them again."""
+        self._finish(self.assembler.flush())
+        self.batcher.seal()
+        deadline = self.clock() + timeout
+        while not self.tracker.all_confirmed() and self.clock() < deadline:
+            self.sleep(0.05)
+            self.send_acks()
+        self.send_acks()
+        if self.link_up:
+            self.client.disconnect()
+        self.link_up = self.connected = False
+        self.metrics.connected(False)
+        return self.tracker.all_confirmed()
+
+    def _connect_when_due(self) -> None:
+        wait = self.next_attempt - self.clock()
+        if wait > 0:
+            self.sleep(min(self.LOOP_TIMEOUT, wait))
+            return
+        try:
+            self.client.reconnect()
+        except OSError as exc:
+            self._retry_later(f"{type(exc).__name__}: {exc}")
+            return
+        self.link_up = True
+
+    def _link_down(self, reason: str) -> None:
+        if not self.link_up:
+            return
+        self.link_up = False
+        if self.connected:
+            self.stats["reconnects"] += 1
+            self.metrics.reconnected()
+        self.connected = False
+        self.metrics.connected(False)
+        if not self.stopping:
+            self._retry_later(reason)
+
+    def _retry_later(self, reason: str) -> None:
+        delay = self.backoff.next_delay()
+        self.next_attempt = self.clock() + delay
+        level = log.error if self.backoff.serious else log.warning
+        level(
+            "mqtt_connection_lost",
+            host=self.config.broker.host,
+            port=self.config.broker.port,
+            error=reason,
+            category="connection",
+            attempt=self.backoff.failures,
+            retry_in=round(delay, 2),
+        )
+
+    # --- paho callbacks (run inside client.loop, on this thread) -------------------------
+    def on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error(
+                "mqtt_connect_refused",
+                host=self.config.broker.host,
+                reason=str(reason_code),
+                category="auth" if reason_code.value in (0x86, 0x87) else "connection",
+            )
+            return
+        self.generation += 1
+        self.connected = True
+        self.backoff.reset()
+        self.metrics.connected(True)
+        log.info(
+            "mqtt_connected",
+            host=self.config.broker.host,
+            port=self.config.broker.port,
+            client_id=self.config.client_id,
+            protocol=self.config.protocol,
+            session_present=flags.session_present,
+        )
+        self.subscribe()
+
+    def subscribe(self) -> None:
+        """(Re)subscribe every filter at QoS 1, also on a resumed session: a broker that lost
+        its state would otherwise send nothing."""
+        topics = [(s.topic_filter, self._subscribe_options()) for s in self.config.subscriptions]
+        _, mid = self.client.subscribe(topics)
+        self._subscribing[mid] = [s.topic_filter for s in self.config.subscriptions]
+
+    def _subscribe_options(self) -> SubscribeOptions | int:
+        if not self.config.v5:
+            return 1
+        # MQTT 5 lets the broker skip retained copies we have already had: only on a new
+        # subscription (a new or lost session) for ingest_once, never for ignore.
+        handling = {
+            "ingest_once": SubscribeOptions.RETAIN_SEND_IF_NEW_SUB,
+            "ignore": SubscribeOptions.RETAIN_DO_NOT_SEND,
+            "always": SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE,
+        }[self.config.retained]
+        return SubscribeOptions(qos=1, retainHandling=handling)
+
+    def on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        filters = self._subscribing.pop(mid, [])
+        for topic_filter, reason in zip(filters, reason_codes, strict=False):
+            if reason.is_failure:
+                log.error(
+                    "mqtt_subscribe_refused",
+                    topic_filter=topic_filter,
+                    reason=str(reason),
+                    category="auth",
+                )
+            elif reason.value == 0:
+                log.warning(
+                    "mqtt_subscribed_at_qos_0",
+                    topic_filter=topic_filter,
+                    hint="the broker downgraded the subscription: messages can be lost",
+                )
+        log.info("mqtt_subscribed", topic_filters=filters)
+
+    def on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._link_down(f"disconnected: {reason_code}")
+
+    def on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        self.handle_message(message)
+
+    # --- messages ------------------------------------------------------------------------
+    def handle_message(self, message: mqtt.MQTTMessage) -> int:
+        """Take one message; return the number of events it produced so far."""
+        if self.stopping:
+            return 0  # never acknowledged: the broker gives it to the next process
+        record = self.tracker.received(message.mid, message.qos, self.generation)
+        if message.dup:
+            self.stats["redelivered"] += 1
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = message._topic.decode("utf-8", errors="backslashreplace")
+            return self._unparseable(record, topic, message.payload, "topic is not UTF-8")
+        try:
+            return self._take(record, message, topic)
+        except PayloadError as exc:
+            return self._unparseable(record, topic, message.payload, str(exc))
+        except Exception as exc:  # a bug on one message must not stop the loop
+            # Kept as a dead letter, and the record completed: an open record would hold
+            # back every later acknowledgement.
+            log.exception("mqtt_message_failed", topic=topic)
+            return self._unparseable(record, topic, message.payload, f"internal error: {exc!r}")
+
+    def _take(self, record: _Record, message: mqtt.MQTTMessage, topic: str) -> int:
+        subscription = self._route(topic)
+        payload = message.payload
+        if subscription is None:
+            return self._unmatched(record, topic)
+        if len(payload) > self.config.max_payload_bytes:
+            raise PayloadError(
+                f"payload of {len(payload)} bytes is over MQTT_MAX_PAYLOAD_BYTES "
+                f"({self.config.max_payload_bytes})"
+            )
+        if self._skip_retained(message.retain, topic, payload):
+            self.stats["skipped"] += 1
+            return self._emit_for(record, [])
+        if subscription.format == "statestream":
+            return self._statestream(record, topic, payload)
+        return self._emit_for(record, [self._parse(subscription, topic, payload)])
+
+    def _parse(self, subscription: Subscription, topic: str, payload: bytes) -> dict | None:
+        received_ns = self.wall_ns()
+        if subscription.format == "eventstream":
+            return parse_eventstream(payload, received_ns)
+        if subscription.format == "json":
+            return parse_json(subscription, topic, payload, received_ns, self.config.json)
+        return parse_value(subscription, topic, payload, received_ns)
+
+    def _statestream(self, record: _Record, topic: str, payload: bytes) -> int:
+        part = parse_statestream(topic, payload)
+        if not self._wanted(part.entity_id):
+            return self._emit_for(record, [])
+        finished = self.assembler.add(part, record, self.clock(), self.wall_ns())
+        return self._finish(finished)
+
+    def _route(self, topic: str) -> Subscription | None:
+        """The first configured subscription whose filter matches (overlaps: first wins)."""
+        try:
+            return self._routes[topic]
+        except KeyError:
+            pass
+        found = next(
+            (s for s in self.config.subscriptions if mqtt.topic_matches_sub(s.topic_filter, topic)),
+            None,
+        )
+        if len(self._routes) >= self.ROUTE_CACHE_SIZE:
+            self._routes.clear()
+        self._routes[topic] = found
+        return found
+
+    def _skip_retained(self, retained: bool, topic: str, payload: bytes) -> bool:
+        """Retained copies come with every new subscription (every reconnect with MQTT 3.1.1,
+        a lost session with MQTT 5). ingest_once skips a retained copy whose payload equals
+        the last one this process took from that topic, live or retained; the memory is one
+        small integer per topic."""
+        mode = self.config.retained
+        if mode == "always":
+            return False
+        if mode == "ignore":
+            return retained
+        digest = hash(payload)
+        previous = self._last_payload.get(topic)
+        self._last_payload[topic] = digest
+        return retained and previous == digest
+
+    def _wanted(self, entity_id: str) -> bool:
+        if self.entity_filter is None or self.entity_filter.matches(entity_id):
+            return True
+        self.stats["filtered"] += 1
+        self.metrics.filtered()
+        return False
+
+    def _emit_for(self, record: _Record, events: Iterable[dict[str, Any] | None]) -> int:
+        taken = 0
+        for event in events:
+            if event is None:
+                self.stats["skipped"] += 1
+            elif event.get("entity_id") and not self._wanted(event["entity_id"]):
+                continue
+            else:
+                self._emit(event)
+                taken += 1
+        self.tracker.complete(record)
+        return taken
+
+    def _finish(self, finished: list[Assembled]) -> int:
+        taken = 0
+        for change in finished:
+            if change.event is not None:
+                self._emit(change.event)
+                taken += 1
+            for record in change.tokens:
+                self.tracker.complete(record)
+        return taken
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        self.metrics.received(event)
+        self.stats["events"] += 1
+        self.batcher.add(event)
+        self.tracker.added += 1
+
+    def _unparseable(self, record: _Record, topic: str, payload: bytes, error: str) -> int:
+        self.stats["unparseable"] += 1
+        self.metrics.unparseable()
+        log.warning(
+            "mqtt_payload_unparseable",
+            topic=topic,
+            error=error,
+            bytes=len(payload),
+            category="unparseable",
+        )
+        # The marker travels in the batch like an event: the worker keeps it as a dead letter,
+        # and the message is acknowledged only once that batch is safe.
+        self.batcher.add(unparseable_event(SOURCE_MQTT, kept_payload(payload), error, topic))
+        self.tracker.added += 1
+        self.tracker.complete(record)
+        return 0
+
+    def _unmatched(self, record: _Record, topic: str) -> int:
+        # A subscription from an earlier configuration that the persistent session kept.
+        if not self.stats["unmatched"]:
+            log.warning(
+                "mqtt_topic_unmatched",
+                topic=topic,
+                hint="the session holds a subscription no longer configured; such messages "
+                "are acknowledged and dropped (use a new MQTT_CLIENT_ID to start afresh)",
+            )
+        self.stats["unmatched"] += 1
+        return self._emit_for(record, [])
+
+    # --- housekeeping and acknowledgements -----------------------------------------------
+    def housekeeping(self) -> None:
+        self._last_housekeeping = self.clock()
+        self._finish(self.assembler.due(self._last_housekeeping))
+        self.batcher.tick()
+        self.send_acks()
+        self._seal_for_window()
+
+    def _seal_for_window(self) -> None:
+        # The broker sends nothing more once max_unacked messages await our ack. When half
+        # the window waits on events still in the buffer, sealing now (rather than at the
+        # flush interval) keeps messages flowing; only while no batch is in flight, so a slow
+        # broker does not get a flood of tiny batches.
+        if (
+            self.batcher.buffer
+            and not self.batcher.pending
+            and self.tracker.unacked >= max(1, self.config.max_unacked // 2)
+        ):
+            self.batcher.seal()
+
+    def batch_confirmed(self, batch: Batch) -> None:
+        """Called by the publisher thread once the broker has confirmed a batch."""
+        self.tracker.confirmed(len(batch.events))
+
+    def send_acks(self) -> int:
+        """PUBACK, in receive order, every message whose events the broker confirmed. A message
+        received on an earlier connection is not acked: packet ids belong to one connection
+        (the broker redelivers it, and it overwrites its own point)."""
+        sent = 0
+        for record in self.tracker.releasable():
+            if record.qos and self.connected and record.generation == self.generation:
+                self.client.ack(record.mid, record.qos)
+                sent += 1
+        self.stats["acked"] += sent
+        metric_catalogue.MQTT_UNACKED.set(self.tracker.unacked)
+        return sent
+
+    def status(self) -> tuple[bool, dict[str, Any]]:
+        return self.connected, {**self.stats, "unacked": self.tracker.unacked}
