@@ -7,7 +7,7 @@ DATA_DIR ?= .data
 # The test InfluxDB 1.x gets a port and data directory of its own, away from any real one.
 TEST_INFLUX_PORT ?= 18086
 
-.PHONY: run test bench lint format venv services-test migrate clean
+.PHONY: run test bench image lint format venv services-test migrate clean
 
 $(BIN)/.installed: requirements/base.txt requirements/dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found"; exit 1; }
@@ -43,6 +43,12 @@ test: venv services-test
 ## make bench: the pipeline benchmark on this machine's services (docs/benchmarks.md).
 bench: venv services-test
 	BENCH_INFLUX_URL=http://127.0.0.1:$(TEST_INFLUX_PORT) $(BIN)/python bench/pipeline.py --write-docs $(BENCH_ARGS)
+
+IMAGE ?= localhost/ha-ingestor:latest
+## make image: build the container image (podman on a local Debian base), then smoke-check it.
+image:
+	scripts/build-image.sh build $(IMAGE)
+	scripts/build-image.sh smoke $(IMAGE)
 
 services-test:
 	@command -v victoria-metrics >/dev/null || { \

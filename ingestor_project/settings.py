@@ -100,6 +100,10 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+# Prometheus and orchestrators probe these over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
@@ -116,8 +120,10 @@ METRICS_TOKEN = env_secret("METRICS_TOKEN", None)
 METRICS_PORT = env_int("METRICS_PORT", 0, minimum=0, maximum=65535)
 
 # --- Health -----------------------------------------------------------------------------------
-# Listeners whose heartbeat readiness requires (homeassistant, mqtt); empty: none.
+# Listeners whose heartbeat readiness requires (homeassistant, mqtt); "none": none.
 READY_LISTENERS = env_list("READY_LISTENERS", ["homeassistant"])
+if READY_LISTENERS == ["none"]:
+    READY_LISTENERS = []
 # A listener heartbeat older than this many seconds is stale (listeners beat every 5 s).
 HEARTBEAT_STALE_SECONDS = env_float("HEARTBEAT_STALE_SECONDS", 30.0, minimum=1)
 # Readiness asks the workers for a ping (not possible with the filesystem broker).
