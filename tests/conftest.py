@@ -107,3 +107,42 @@ def postgres_url() -> Iterator[str]:
     yield f"postgres://postgres@127.0.0.1:5432/{name}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+SIMULATOR_TOKEN = "backfill-test-token-0123456789"
+
+
+@pytest.fixture
+def env_for(influx, ingest_queue, postgres_url, tmp_path):
+    """Environment for listener/worker subprocesses against a simulator, with a migrated
+    PostgreSQL database of the test's own."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT, TEST_INFLUX_URL, service_env
+
+    def make(simulator, **extra: str) -> dict[str, str]:
+        env = service_env(
+            DATABASE_URL=postgres_url,
+            CELERY_INGEST_QUEUE=ingest_queue,
+            CELERY_MAINTENANCE_QUEUE=ingest_queue + "-m",
+            DATA_DIR=str(tmp_path),
+            INFLUX_URL=TEST_INFLUX_URL,
+            INFLUX_DATABASE=influx.database,
+            HA_URL=simulator.url,
+            HA_TOKEN=SIMULATOR_TOKEN,
+            INGEST_BATCH_SIZE="200",
+            INGEST_FLUSH_INTERVAL="0.2",
+            HA_INSTANCE="test-home",
+            **extra,
+        )
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v", "0"],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            timeout=120,
+        )
+        return env
+
+    return make

@@ -7,18 +7,13 @@ The expected points are every state change the simulator generated, delivered li
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 
-import pytest
-
 from listeners.simulator import SimulatorThread
-from tests.helpers import ROOT, TEST_INFLUX_URL, InfluxV1, service_env, wait_until
+from tests.conftest import SIMULATOR_TOKEN as TOKEN
+from tests.helpers import InfluxV1, wait_until
 from tests.services import PrivateRabbitMQ
 from tests.test_pipeline import expected_point
-
-TOKEN = "backfill-test-token-0123456789"
 
 
 def all_generated(simulator: SimulatorThread) -> dict[tuple, dict]:
@@ -47,35 +42,6 @@ def assert_exactly(influx: InfluxV1, expected: dict[tuple, dict], timeout: float
     for key, fields in expected.items():
         for name, value in fields.items():
             assert stored[key][name] == value
-
-
-@pytest.fixture
-def env_for(influx, ingest_queue, postgres_url, tmp_path):
-    def make(simulator: SimulatorThread, **extra: str) -> dict[str, str]:
-        env = service_env(
-            DATABASE_URL=postgres_url,
-            CELERY_INGEST_QUEUE=ingest_queue,
-            CELERY_MAINTENANCE_QUEUE=ingest_queue + "-m",
-            DATA_DIR=str(tmp_path),
-            INFLUX_URL=TEST_INFLUX_URL,
-            INFLUX_DATABASE=influx.database,
-            HA_URL=simulator.url,
-            HA_TOKEN=TOKEN,
-            INGEST_BATCH_SIZE="200",
-            INGEST_FLUSH_INTERVAL="0.2",
-            HA_INSTANCE="test-home",
-            **extra,
-        )
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "-v", "0"],
-            env=env,
-            cwd=ROOT,
-            check=True,
-            timeout=120,
-        )
-        return env
-
-    return make
 
 
 def test_a_listener_killed_for_10_s_backfills_every_change_exactly_once(influx, processes, env_for):
@@ -132,4 +98,3 @@ def test_drops_and_a_slow_consumer_disconnect_leave_no_gaps(influx, processes, e
     finally:
         simulator.stop()
         broker.remove()
-

@@ -24,12 +24,16 @@ def test_history_seconds_round_trip_to_the_exact_live_timestamp():
 
 
 def test_rows_become_state_events_with_their_attributes():
-    rows = [{"s": "21.5", "a": {"unit_of_measurement": "°C"}, "lu": 1767323045.123456},
-            {"s": "22.0", "a": {"unit_of_measurement": "°C"}, "lu": 1767323046.5,
-             "lc": 1767323046.5}, {"bad": "row"}]
+    rows = [
+        {"s": "21.5", "a": {"unit_of_measurement": "°C"}, "lu": 1767323045.123456},
+        {"s": "22.0", "a": {"unit_of_measurement": "°C"}, "lu": 1767323046.5, "lc": 1767323046.5},
+        {"bad": "row"},
+    ]
     events = list(history_events("sensor.t", rows))
     assert [(e["time"], e["state"]) for e in events] == [
-        (1767323045123456000, "21.5"), (1767323046500000000, "22.0")]
+        (1767323045123456000, "21.5"),
+        (1767323046500000000, "22.0"),
+    ]
     assert events[0]["attributes"] == {"unit_of_measurement": "°C"}
     assert events[0]["event_type"] == "state_changed" and events[0]["backfilled"] is True
 
@@ -75,9 +79,15 @@ def test_a_burst_while_the_broker_is_slow_does_not_get_the_listener_disconnected
     batcher = Batcher(slow_broker, size=500, interval=0.1, max_pending=10_000)
     publisher = PublisherThread(batcher)
     publisher.start()
-    simulator = HomeAssistantSimulator(token="burst-token-0123456789", entities=50, rate=2000,
-                                       events=16_000, max_pending=4096, compression=False,
-                                       max_recorded=0)
+    simulator = HomeAssistantSimulator(
+        token="burst-token-0123456789",
+        entities=50,
+        rate=2000,
+        events=16_000,
+        max_pending=4096,
+        compression=False,
+        max_recorded=0,
+    )
     listener = HomeAssistantListener("", "burst-token-0123456789", batcher)
 
     async def scenario() -> None:
