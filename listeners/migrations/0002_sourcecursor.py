@@ -4,18 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('listeners', '0001_initial'),
+        ("listeners", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SourceCursor',
+            name="SourceCursor",
             fields=[
-                ('name', models.CharField(max_length=128, primary_key=True, serialize=False)),
-                ('position_ns', models.BigIntegerField()),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("name", models.CharField(max_length=128, primary_key=True, serialize=False)),
+                ("position_ns", models.BigIntegerField()),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
     ]
