@@ -94,6 +94,27 @@ class ListenerHeartbeat(HealthCheck):
 
 
 @dataclasses.dataclass
+class MqttBroker(HealthCheck):
+    """The MQTT broker accepts connections (checked when the MQTT listener is expected)."""
+
+    timeout: datetime.timedelta = dataclasses.field(default_factory=_budget, repr=False)
+
+    def run(self) -> None:
+        import socket
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(settings.MQTT_URL)
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        try:
+            with socket.create_connection(
+                (parts.hostname or "localhost", port), timeout=self.timeout.total_seconds()
+            ):
+                pass
+        except OSError as exc:
+            raise ServiceUnavailable(f"MQTT broker unreachable: {type(exc).__name__}") from None
+
+
+@dataclasses.dataclass
 class Breaker(HealthCheck):
     def run(self) -> None:
         from tasks.breaker import OPEN
@@ -112,6 +133,8 @@ def readiness_checks() -> list[tuple[str, HealthCheck]]:
     ]
     if settings.READY_CHECK_WORKERS and not settings.CELERY_BROKER_URL.startswith("filesystem"):
         checks.append(("workers", Workers()))
+    if "mqtt" in settings.READY_LISTENERS:
+        checks.append(("mqtt_broker", MqttBroker()))
     checks += [
         (f"listener_{name}", ListenerHeartbeat(listener=name)) for name in settings.READY_LISTENERS
     ]

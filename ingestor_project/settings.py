@@ -208,6 +208,35 @@ BACKFILL_TIMEOUT = env_float("BACKFILL_TIMEOUT", 60.0, minimum=1)
 SIMULATOR_ENTITIES = env_int("SIMULATOR_ENTITIES", 50, minimum=1)
 SIMULATOR_RATE = env_float("SIMULATOR_RATE", 5.0, minimum=0.01)
 
+# --- MQTT listener (python manage.py listen_mqtt; docs/mqtt-settings.md) --------------------
+MQTT_URL = env_secret("MQTT_URL", "mqtt://localhost:1883")
+MQTT_USERNAME = env_str("MQTT_USERNAME", None)
+MQTT_PASSWORD = env_secret("MQTT_PASSWORD", None)
+MQTT_CLIENT_ID = env_str("MQTT_CLIENT_ID", "ha-ingestor")
+MQTT_PROTOCOL = env_choice("MQTT_PROTOCOL", ["5", "3.1.1"], "5")
+MQTT_KEEPALIVE = env_int("MQTT_KEEPALIVE", 60, minimum=5, maximum=65535)
+MQTT_SESSION_EXPIRY = env_int("MQTT_SESSION_EXPIRY", 604800, minimum=60, maximum=4294967295)
+MQTT_CA_FILE = env_str("MQTT_CA_FILE", None)
+MQTT_CERT_FILE = env_str("MQTT_CERT_FILE", None)
+MQTT_KEY_FILE = env_str("MQTT_KEY_FILE", None)
+MQTT_SUBSCRIPTIONS = env_list(
+    "MQTT_SUBSCRIPTIONS",
+    [
+        "homeassistant/statestream/#=statestream",
+        "homeassistant/eventstream=eventstream",
+        "zigbee2mqtt/+=json",
+    ],
+)
+MQTT_MAX_UNACKED = env_int("MQTT_MAX_UNACKED", 5000, minimum=1, maximum=65535)
+MQTT_MAX_PAYLOAD_BYTES = env_int("MQTT_MAX_PAYLOAD_BYTES", 262144, minimum=64, maximum=268435456)
+MQTT_RETAINED = env_choice("MQTT_RETAINED", ["ingest_once", "ignore", "always"], "ingest_once")
+MQTT_STATESTREAM_SETTLE = env_float("MQTT_STATESTREAM_SETTLE", 0.5, minimum=0.01, maximum=60)
+MQTT_JSON_SEPARATOR = env_str("MQTT_JSON_SEPARATOR", "_")
+MQTT_JSON_STATE_KEY = env_str("MQTT_JSON_STATE_KEY", "state")
+MQTT_JSON_TIME_KEYS = env_list("MQTT_JSON_TIME_KEYS", ["last_seen", "time", "timestamp"])
+if bool(MQTT_CERT_FILE) != bool(MQTT_KEY_FILE):
+    raise ImproperlyConfigured("MQTT_CERT_FILE and MQTT_KEY_FILE must be set together")
+
 # --- Batching ---------------------------------------------------------------------------------
 # One Celery task per batch: Celery publishes a few thousand tasks/s per process, so per-event
 # tasks could not keep up with a busy home; 1000 events make a ~300 KB message.
@@ -257,5 +286,14 @@ if bool(INFLUX_USERNAME) != bool(INFLUX_PASSWORD):
     raise ImproperlyConfigured("INFLUX_USERNAME and INFLUX_PASSWORD must be set together")
 
 register_secrets(
-    [SECRET_KEY, HA_TOKEN, INFLUX_PASSWORD, INFLUX_TOKEN, urlsplit(CELERY_BROKER_URL).password]
+    [
+        SECRET_KEY,
+        HA_TOKEN,
+        INFLUX_PASSWORD,
+        INFLUX_TOKEN,
+        METRICS_TOKEN,
+        MQTT_PASSWORD,
+        urlsplit(CELERY_BROKER_URL).password,
+        urlsplit(MQTT_URL).password,
+    ]
 )

@@ -345,7 +345,7 @@ class MqttListener:
         if not self.link_up:
             return
         self.link_up = False
-        if self.connected:
+        if self.connected and not self.stopping:
             self.stats["reconnects"] += 1
             self.metrics.reconnected()
         self.connected = False

@@ -19,6 +19,11 @@ from tasks.schema import SchemaOptions
 log = structlog.get_logger(__name__)
 
 
+def _storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL: keep it visible as an escape instead."""
+    return text.replace("\x00", "\\u0000") if "\x00" in text else text
+
+
 def _entity_ids(events: Iterable[dict[str, Any]]) -> str:
     return " ".join(sorted({str(e.get("entity_id")) for e in events if e.get("entity_id")}))
 
@@ -38,11 +43,12 @@ def record_events(
         category=category,
         payload_format=PayloadFormat.EVENTS,
         payload=json.dumps(events, ensure_ascii=False, separators=(",", ":")),
-        entity_ids=_entity_ids(events),
+        entity_ids=_storable(_entity_ids(events)),
         points=len(events),
-        error=error[:10_000],
+        error=_storable(error[:10_000]),
         attempts=attempts,
     )
+    metrics.DEAD_LETTERS.labels(category).inc()
     log.error(
         "dead_letter_recorded",
         id=letter.pk,
@@ -61,12 +67,13 @@ def record_lines(
         batch_id=batch_id or "",
         category=category,
         payload_format=PayloadFormat.LINE_PROTOCOL,
-        payload="\n".join(lines),
-        entity_ids=_entity_ids_of_lines(lines),
+        payload=_storable("\n".join(lines)),
+        entity_ids=_storable(_entity_ids_of_lines(lines)),
         points=len(lines),
-        error=error[:10_000],
+        error=_storable(error[:10_000]),
         attempts=attempts,
     )
+    metrics.DEAD_LETTERS.labels(category).inc()
     log.error(
         "dead_letter_recorded",
         id=letter.pk,
@@ -99,9 +106,9 @@ def record_raw(payload: str, *, source: str, error: str, context: str = "") -> F
         source=source,
         category=Category.UNPARSEABLE,
         payload_format=PayloadFormat.RAW,
-        payload=payload[:1_000_000],
-        entity_ids=context[:1000],
-        error=error[:10_000],
+        payload=_storable(payload[:1_000_000]),
+        entity_ids=_storable(context[:1000]),
+        error=_storable(error[:10_000]),
     )
 
 

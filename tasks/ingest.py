@@ -7,6 +7,7 @@ from typing import Any
 
 import structlog
 from django.conf import settings
+from django.db import DatabaseError
 
 from ingestor_project import metrics
 from listeners.normalise import UNPARSEABLE
@@ -95,17 +96,33 @@ def write_lines(lines: list[str], writer: Writer, *, batch_id: str | None) -> in
     )
 
 
+def _keep_unparseable(event: dict[str, Any]) -> None:
+    payload = str(event.get("payload", ""))
+    try:
+        deadletters.record_raw(
+            payload,
+            source=str(event.get("source")),
+            error=str(event.get("error")),
+            context=str(event.get("context")),
+        )
+    except DatabaseError as exc:
+        # A poison message must never take the good events of its batch down with it: if even
+        # its dead letter cannot be stored, it is logged in full instead.
+        log.error(
+            "dead_letter_not_stored",
+            category="unparseable",
+            error=repr(exc)[:300],
+            source=event.get("source"),
+            payload=payload[:4000],
+        )
+
+
 def _record_unparseable(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Source messages a listener could not parse travel as markers: keep them as dead letters."""
     good = []
     for event in events:
         if event.get("event_type") == UNPARSEABLE:
-            deadletters.record_raw(
-                str(event.get("payload", "")),
-                source=str(event.get("source")),
-                error=str(event.get("error")),
-                context=str(event.get("context")),
-            )
+            _keep_unparseable(event)
         else:
             good.append(event)
     return good

@@ -176,3 +176,17 @@ def test_counters_of_a_known_stream_equal_what_influxdb_holds(
     assert sample(text, "ha_ingestor_event_lag_seconds_count") == 3000
     after = exposition(str(metrics_dir)).decode()
     assert sample(after, "ha_ingestor_entities_seen") == 0, "the stopped listener was not marked"
+
+
+def test_ready_checks_the_mqtt_broker_when_the_mqtt_listener_is_expected(client, ready_settings):
+    ready_settings.READY_LISTENERS = ["homeassistant", "mqtt"]
+    ready_settings.MQTT_URL = "mqtt://127.0.0.1:1883"
+    beat("homeassistant", True, {})
+    beat("mqtt", True, {})
+    assert client.get("/ready").json()["checks"]["mqtt_broker"]["status"] == "ok"
+    ready_settings.MQTT_URL = "mqtt://127.0.0.1:9"
+    body = client.get("/ready").json()
+    assert (
+        body["checks"]["mqtt_broker"]["error"]
+        == "Unavailable: MQTT broker unreachable: ConnectionRefusedError"
+    )

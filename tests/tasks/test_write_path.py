@@ -125,3 +125,11 @@ def test_unparseable_markers_from_a_listener_become_dead_letters(influx, writer)
         "homeassistant",
         "{broken",
     )
+
+
+def test_a_nul_byte_in_a_poison_payload_is_kept_visible_and_good_events_written(influx, writer):
+    from listeners.normalise import unparseable_event
+
+    marker = unparseable_event("mqtt", b"\x00\x01binary", "not JSON", "zigbee2mqtt/plug")
+    assert ingest.write_batch([sensor(1), marker], writer=writer) == 1
+    assert FailedWrite.objects.get().payload.startswith("\\u0000")
