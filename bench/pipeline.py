@@ -10,7 +10,7 @@ Reports, in one run (JSON in --out, markdown table on stdout and in docs/benchma
 - lag from HA's timestamp to queryable in InfluxDB at a steady 500 events/s (p50/p95/p99),
   measured by polling InfluxDB for new points;
 - peak RSS of each process and CPU seconds per 1,000 events;
-- /health and /ready p99 under that load.
+- /health and /ready p99 at 500 and 1,000 events/s.
 """
 
 from __future__ import annotations
@@ -361,6 +361,9 @@ def latency(workdir: Path, seconds: float, rate: float) -> dict:
         stack.stop()
     # The first poll sees a backlog of points written before polling began: drop that second.
     lags = lags[int(rate) :] or lags
+    # Each web worker's first request loads Django's URLconf and apps: not steady state.
+    for path in health:
+        health[path] = health[path][5:] or health[path]
     q = statistics.quantiles(lags, n=100)
 
     def p99(values: list[float]) -> float:
@@ -404,8 +407,13 @@ def markdown(result: dict) -> str:
             f"{lat['p50_s']} / {lat['p95_s']} / {lat['p99_s']} s",
         ),
         (
-            "/health p99, /ready p99 under that load",
+            "/health p99, /ready p99 at 500 events/s",
             f"{lat['health_p99_ms']} ms, {lat['ready_p99_ms']} ms",
+        ),
+        (
+            "/health p99, /ready p99 at 1,000 events/s",
+            f"{result['health_at_1000']['health_p99_ms']} ms, "
+            f"{result['health_at_1000']['ready_p99_ms']} ms",
         ),
     ]
     for name, proc in on["processes"].items():
