@@ -28,6 +28,28 @@ def _entity_ids(events: Iterable[dict[str, Any]]) -> str:
     return " ".join(sorted({str(e.get("entity_id")) for e in events if e.get("entity_id")}))
 
 
+def _record(
+    *, category: str, error: str, batch_id: str | None, points: int, **fields: Any
+) -> FailedWrite:
+    letter = FailedWrite.objects.create(
+        batch_id=batch_id or "",
+        category=category,
+        points=points,
+        error=_storable(error[:10_000]),
+        **fields,
+    )
+    metrics.DEAD_LETTERS.labels(category).inc()
+    log.error(
+        "dead_letter_recorded",
+        id=letter.pk,
+        category=category,
+        points=points,
+        batch_id=batch_id,
+        error=error[:500],
+    )
+    return letter
+
+
 def record_events(
     events: list[dict[str, Any]],
     *,
@@ -37,52 +59,32 @@ def record_events(
     attempts: int = 1,
     source: str = "worker",
 ) -> FailedWrite:
-    letter = FailedWrite.objects.create(
-        batch_id=batch_id or "",
-        source=source,
+    return _record(
         category=category,
+        error=error,
+        batch_id=batch_id,
+        points=len(events),
+        source=source,
+        attempts=attempts,
         payload_format=PayloadFormat.EVENTS,
         payload=json.dumps(events, ensure_ascii=False, separators=(",", ":")),
         entity_ids=_storable(_entity_ids(events)),
-        points=len(events),
-        error=_storable(error[:10_000]),
-        attempts=attempts,
     )
-    metrics.DEAD_LETTERS.labels(category).inc()
-    log.error(
-        "dead_letter_recorded",
-        id=letter.pk,
-        category=category,
-        points=len(events),
-        batch_id=batch_id,
-        error=error[:500],
-    )
-    return letter
 
 
 def record_lines(
     lines: list[str], *, category: str, error: str, batch_id: str | None, attempts: int = 1
 ) -> FailedWrite:
-    letter = FailedWrite.objects.create(
-        batch_id=batch_id or "",
+    return _record(
         category=category,
+        error=error,
+        batch_id=batch_id,
+        points=len(lines),
+        attempts=attempts,
         payload_format=PayloadFormat.LINE_PROTOCOL,
         payload=_storable("\n".join(lines)),
         entity_ids=_storable(_entity_ids_of_lines(lines)),
-        points=len(lines),
-        error=_storable(error[:10_000]),
-        attempts=attempts,
     )
-    metrics.DEAD_LETTERS.labels(category).inc()
-    log.error(
-        "dead_letter_recorded",
-        id=letter.pk,
-        category=category,
-        points=len(lines),
-        batch_id=batch_id,
-        error=error[:500],
-    )
-    return letter
 
 
 def _entity_ids_of_lines(lines: list[str]) -> str:

@@ -502,7 +502,7 @@ def mqtt_env(influx, ingest_queue, postgres_url, tmp_path):
             # The session (and what it queued) outlives a test by a minute, not by a week.
             MQTT_SESSION_EXPIRY="60",
             MQTT_SUBSCRIPTIONS=subscriptions.replace("{p}", prefix),
-            MQTT_STATESTREAM_SETTLE="0.2",
+            MQTT_STATESTREAM_SETTLE="2.0",
             **extra,
         )
         migrate(env)

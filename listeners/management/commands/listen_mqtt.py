@@ -106,7 +106,7 @@ def config_from_settings() -> MqttConfig:
         ),
         retained=_setting("MQTT_RETAINED", _choice(RETAINED_MODES), "ingest_once"),
         statestream_settle=_setting(
-            "MQTT_STATESTREAM_SETTLE", env.env_float, 0.5, minimum=0.01, maximum=60
+            "MQTT_STATESTREAM_SETTLE", env.env_float, 2.0, minimum=0.01, maximum=60
         ),
         json=JsonOptions(
             separator=_setting("MQTT_JSON_SEPARATOR", env.env_str, "_"),
