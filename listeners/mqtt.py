@@ -471,7 +471,7 @@ class MqttListener:
             self.stats["skipped"] += 1
             return self._emit_for(record, [])
         if subscription.format == "statestream":
-            return self._statestream(record, topic, payload)
+            return self._statestream(record, topic, payload, live=not message.retain)
         return self._emit_for(record, [self._parse(subscription, topic, payload)])
 
     def _parse(self, subscription: Subscription, topic: str, payload: bytes) -> dict | None:
@@ -482,11 +482,11 @@ class MqttListener:
             return parse_json(subscription, topic, payload, received_ns, self.config.json)
         return parse_value(subscription, topic, payload, received_ns)
 
-    def _statestream(self, record: _Record, topic: str, payload: bytes) -> int:
+    def _statestream(self, record: _Record, topic: str, payload: bytes, live: bool) -> int:
         part = parse_statestream(topic, payload)
         if not self._wanted(part.entity_id):
             return self._emit_for(record, [])
-        finished = self.assembler.add(part, record, self.clock(), self.wall_ns())
+        finished = self.assembler.add(part, record, self.clock(), self.wall_ns(), live=live)
         return self._finish(finished)
 
     def _route(self, topic: str) -> Subscription | None:

@@ -254,12 +254,17 @@ class StatestreamAssembler:
         self.open: dict[str, _Change] = {}
 
     def add(
-        self, part: StatestreamPart, token: Any, now: float, received_ns: int
+        self, part: StatestreamPart, token: Any, now: float, received_ns: int, live: bool = False
     ) -> list[Assembled]:
-        """Take one message; return the changes it finished (at most one)."""
+        """Take one message; return the changes it finished (at most one).
+
+        ``live``: published now, not a retained copy. Live, HA sends ``state`` first, so a
+        ``state`` after a ``last_updated`` is the next change; retained copies arrive in topic
+        order (``last_updated`` before ``state``), where that is not so.
+        """
         finished = []
         change = self.open.get(part.entity_id)
-        if change is not None and _starts_next_change(change, part.leaf):
+        if change is not None and _starts_next_change(change, part.leaf, live):
             finished.append(self._finish(part.entity_id))
             change = None
         if change is None:
@@ -297,9 +302,12 @@ class StatestreamAssembler:
         return Assembled(state_event(entity_id, state, attributes, time_ns), change.tokens)
 
 
-def _starts_next_change(change: _Change, leaf: str) -> bool:
+def _starts_next_change(change: _Change, leaf: str, live: bool) -> bool:
     if leaf == STATE_LEAF:
-        return change.has_state
+        # Without the live rule, one stall longer than the settle window (state finished
+        # alone, its last_updated then opening a change) paired every later state of the
+        # entity with the previous change's timestamp.
+        return change.has_state or (live and change.last_updated is not None)
     return leaf == LAST_UPDATED and change.last_updated is not None
 
 

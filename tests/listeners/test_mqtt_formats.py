@@ -282,3 +282,22 @@ def test_an_empty_value_clears_a_retained_topic_and_stores_nothing():
 def test_values_of_the_wrong_shape_are_refused(payload):
     with pytest.raises(PayloadError):
         parse_value(VALUES, "sensors/x", payload, RECEIVED_NS)
+
+
+def test_a_stall_past_the_settle_window_costs_one_point_not_every_later_pairing():
+    from listeners.mqtt_formats import StatestreamAssembler, StatestreamPart
+
+    assembler = StatestreamAssembler(settle=0.5)
+    events = []
+
+    def add(leaf, value, now):
+        finished = assembler.add(StatestreamPart("sensor.p", leaf, value), None, now, 7, live=True)
+        events.extend(a.event for a in finished if a.event)
+
+    add("state", "23", 0.0)
+    events.extend(a.event for a in assembler.due(1.0) if a.event)  # the listener stalled 1 s
+    add("last_updated", 100, 1.0)
+    add("state", "53", 1.01)
+    add("last_updated", 200, 1.02)
+    add("state", "83", 1.03)
+    assert [(e["state"], e["time"]) for e in events] == [("23", 7), ("23", 100), ("53", 200)]
