@@ -26,7 +26,6 @@ log = structlog.get_logger(__name__)
 class Batch:
     events: list[dict[str, Any]]
     batch_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    sealed_at: float = field(default_factory=time.monotonic)
     seq: int = 0  # order of sealing: batches are published in this order
 
 

@@ -116,10 +116,8 @@ SIMULATOR_TOKEN = "backfill-test-token-0123456789"
 def env_for(influx, ingest_queue, postgres_url, tmp_path):
     """Environment for listener/worker subprocesses against a simulator, with a migrated
     PostgreSQL database of the test's own."""
-    import subprocess
-    import sys
 
-    from tests.helpers import ROOT, TEST_INFLUX_URL, service_env
+    from tests.helpers import TEST_INFLUX_URL, migrate, service_env
 
     def make(simulator, **extra: str) -> dict[str, str]:
         env = service_env(
@@ -136,13 +134,7 @@ def env_for(influx, ingest_queue, postgres_url, tmp_path):
             HA_INSTANCE="test-home",
             **extra,
         )
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "-v", "0"],
-            env=env,
-            cwd=ROOT,
-            check=True,
-            timeout=120,
-        )
+        migrate(env)
         return env
 
     return make

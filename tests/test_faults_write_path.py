@@ -7,8 +7,6 @@ directory) and ends only the processes it started.
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,17 +16,8 @@ from urllib.request import Request, urlopen
 import pytest
 
 from tests import streams
-from tests.helpers import TEST_BROKER_URL, InfluxV1, service_env, wait_until
+from tests.helpers import TEST_BROKER_URL, InfluxV1, migrate, service_env, wait_until
 from tests.services import PrivateInfluxDB, PrivateRabbitMQ
-
-
-def migrate(env: dict[str, str]) -> None:
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        env=env,
-        check=True,
-        timeout=120,
-    )
 
 
 def breaker_state(postgres_url: str) -> str | None:

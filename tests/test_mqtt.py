@@ -32,7 +32,7 @@ from listeners.batching import Batcher, PublisherThread
 from listeners.filters import EntityFilter
 from listeners.mqtt import MqttConfig, MqttListener, broker_from_url
 from listeners.mqtt_formats import parse_subscriptions
-from tests.helpers import ROOT, TEST_INFLUX_URL, service_env, wait_until
+from tests.helpers import ROOT, TEST_INFLUX_URL, migrate, service_env, wait_until
 
 STAMP = "2026-01-02T03:04:05.000001+00:00"
 SUBSCRIPTIONS = "t/ss/#=statestream,t/ev=eventstream,t/z/+=json,t/v/#=value"
@@ -357,15 +357,6 @@ BASE_MS = 1_767_323_045_000
 
 def iso_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="microseconds")
-
-
-def migrate(env: dict[str, str]) -> None:
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        env=env,
-        check=True,
-        timeout=120,
-    )
 
 
 class Publisher:

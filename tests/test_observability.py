@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
@@ -17,7 +15,7 @@ from ingestor_project.metrics import exposition
 from listeners.heartbeat import beat
 from listeners.models import ListenerHeartbeat
 from listeners.simulator import SimulatorThread
-from tests.helpers import ROOT, TEST_INFLUX_URL, service_env, wait_until
+from tests.helpers import TEST_INFLUX_URL, migrate, service_env, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -143,13 +141,7 @@ def test_counters_of_a_known_stream_equal_what_influxdb_holds(
             PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
             INGEST_FLUSH_INTERVAL="0.2",
         )
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "-v", "0"],
-            env=env,
-            check=True,
-            cwd=ROOT,
-            timeout=120,
-        )
+        migrate(env)
         processes.worker("worker", env)
         listener = processes.manage("listener", ["listen_homeassistant"], env)
         simulator.wait_until_done(60)

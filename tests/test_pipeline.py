@@ -7,15 +7,13 @@ derived here, independently of the code under test, from what the simulator actu
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 
 from listeners.simulator import SimulatorThread
-from tests.helpers import TEST_INFLUX_URL, service_env, wait_until
+from tests.helpers import TEST_INFLUX_URL, migrate, service_env, wait_until
 
 TOKEN = "pipeline-test-token-0123456789"
 EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
@@ -85,12 +83,7 @@ def pipeline_env(influx, ingest_queue, tmp_path, postgres_url):
             BACKFILL_ENABLED="false",
             **extra,
         )
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-            env=env,
-            check=True,
-            timeout=120,
-        )
+        migrate(env)
         return env
 
     return make

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from listeners.simulator import SimulatorThread
-from tests.helpers import ROOT, TEST_INFLUX_URL, service_env, wait_until
+from tests.helpers import ROOT, TEST_INFLUX_URL, migrate, service_env, wait_until
 from tests.streams import Stream, events
 
 SECRETS = {
@@ -38,13 +38,7 @@ def secret_env(influx, ingest_queue, postgres_url, tmp_path):
         DATA_DIR=str(tmp_path),
         LOG_FILE=str(tmp_path / "logs" / "ingestor-{pid}.log"),
     )
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v", "0"],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        timeout=120,
-    )
+    migrate(env)
     return env
 
 

@@ -6,22 +6,19 @@ import asyncio
 import secrets
 import signal
 import ssl
-import sys
 from urllib.parse import urlsplit
 
 import structlog
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from ingestor_project import metrics
-from ingestor_project.celery import app as celery_app
 from listeners.backfill import BackfillPolicy
-from listeners.batching import Batcher, PublisherThread
+from listeners.batching import Batcher
 from listeners.cursor import HighWaterMark
 from listeners.filters import EntityFilter
-from listeners.heartbeat import HeartbeatThread
 from listeners.homeassistant import HomeAssistantListener
-from listeners.publish import CeleryPublisher
+from listeners.normalise import SOURCE_HOMEASSISTANT
+from listeners.process import ListenerServices, report_stop, settings_batcher
 
 log = structlog.get_logger(__name__)
 
@@ -31,14 +28,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         url, token, simulator = self._source()
-        batcher = Batcher(
-            CeleryPublisher(celery_app, settings.CELERY_INGEST_QUEUE),
-            size=settings.INGEST_BATCH_SIZE,
-            interval=settings.INGEST_FLUSH_INTERVAL,
-            max_pending=settings.INGEST_MAX_PENDING_BATCHES,
-        )
-        publisher = PublisherThread(batcher)
-        publisher.start()
+        batcher = settings_batcher(SOURCE_HOMEASSISTANT)
         context = None
         if url.startswith("wss://") and not settings.HA_VERIFY_SSL:
             context = ssl.create_default_context()
@@ -63,30 +53,20 @@ class Command(BaseCommand):
             ping_timeout=settings.HA_PING_TIMEOUT,
         )
         batcher.on_published = listener.on_batch_published
-        heartbeat = HeartbeatThread("homeassistant", lambda: self._status(listener, batcher))
-        heartbeat.start()
-        if settings.METRICS_PORT:
-            metrics.serve_port(settings.METRICS_PORT)
+        services = ListenerServices(
+            SOURCE_HOMEASSISTANT, batcher, lambda: self._status(listener, batcher)
+        )
+        services.start()
         try:
             asyncio.run(self._run(listener))
         finally:
             drained = batcher.drain(settings.INGEST_SHUTDOWN_TIMEOUT)
-            publisher.stop()
             if listener.cursor is not None:
                 listener.cursor.save()  # the newest confirmed position, not one a second old
-            heartbeat.stop()
-            heartbeat.beat_once()  # the last word: disconnected
-            metrics.mark_process_dead()
+            services.stop()
             if simulator is not None:
                 simulator.stop()
-        log.info("listener_stopped", published_events=batcher.published_events, **listener.stats)
-        if not drained:
-            log.error(
-                "listener_stopped_with_unpublished_events",
-                category="connection",
-                events=batcher.pending_events,
-            )
-            sys.exit(1)
+        report_stop(batcher, listener.stats, drained)
 
     @staticmethod
     def _cursor(url: str) -> HighWaterMark:
