@@ -7,6 +7,8 @@ Reports, in one run (JSON in --out, markdown table on stdout and in docs/benchma
 - the direct-write ceiling: pre-built line protocol, 5,000-line batches, straight to InfluxDB;
 - sustained end-to-end throughput at the simulator's maximum rate (points counted in InfluxDB,
   not in our counters), with metrics on and off, and the ratio to the ceiling;
+- the same for the MQTT path: HA's mqtt_eventstream messages, QoS 1, published flat out to
+  the machine's Mosquitto and read by listen_mqtt (bench/mqtt_path.py);
 - lag from HA's timestamp to queryable in InfluxDB at a steady 500 events/s (p50/p95/p99),
   measured by polling InfluxDB for new points;
 - peak RSS of each process and CPU seconds per 1,000 events;
@@ -105,7 +107,11 @@ def proc_stats(pids: list[int]) -> dict[int, dict]:
 
 
 class Stack:
-    """Simulator, listener, worker and web as child processes, ended by pid."""
+    """Simulator, listener, worker and web as child processes, ended by pid.
+
+    ``source="mqtt"`` runs ``listen_mqtt`` instead of the HA listener, and no simulator: the
+    caller sets the MQTT variables in ``env`` and spawns its own publisher (bench/mqtt_path.py).
+    """
 
     def __init__(
         self,
@@ -117,8 +123,9 @@ class Stack:
         concurrency: int,
         batch_size: int,
         flush: float,
+        source: str = "homeassistant",
     ) -> None:
-        self.workdir, self.children = workdir, {}
+        self.workdir, self.children, self.source = workdir, {}, source
         self.db = f"bench_{uuid.uuid4().hex[:8]}"
         self.queue = f"bench-{uuid.uuid4().hex[:8]}"
         self.sim_port, self.web_port = free_port(), free_port()
@@ -145,7 +152,7 @@ class Stack:
             "INGEST_FLUSH_INTERVAL": str(flush),
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
             "METRICS_ENABLED": "true" if metrics else "false",
-            "READY_LISTENERS": "homeassistant",
+            "READY_LISTENERS": source,
             "BACKFILL_ENABLED": "false",
         }
 
@@ -156,24 +163,8 @@ class Stack:
             conn.execute(f'CREATE DATABASE "{self.pg}"')
         influx_query(f'CREATE DATABASE "{self.db}"')
         subprocess.run([PY, "manage.py", "migrate", "-v", "0"], env=self.env, cwd=ROOT, check=True)
-        sim = [
-            "manage.py",
-            "simulate_homeassistant",
-            "--port",
-            str(self.sim_port),
-            "--token",
-            TOKEN,
-            "--entities",
-            "200",
-            "--rate",
-            str(self.rate),
-            "--max-recorded",
-            "0",
-            "--no-compression",
-            *(["--events", str(self.events)] if self.events else []),
-        ]
-        self._spawn("simulator", [PY, *sim])
-        wait(lambda: port_open(self.sim_port), 30, "simulator")
+        if self.source == "homeassistant":
+            self._start_simulator()
         self._spawn(
             "worker",
             [
@@ -208,8 +199,31 @@ class Stack:
                 "2",
             ],
         )
-        self._spawn("listener", [PY, "manage.py", "listen_homeassistant"])
+        self._spawn("listener", [PY, "manage.py", f"listen_{self.source}"])
         wait(lambda: port_open(self.web_port), 30, "web")
+
+    def _start_simulator(self) -> None:
+        sim = [
+            "manage.py",
+            "simulate_homeassistant",
+            "--port",
+            str(self.sim_port),
+            "--token",
+            TOKEN,
+            "--entities",
+            "200",
+            "--rate",
+            str(self.rate),
+            "--max-recorded",
+            "0",
+            "--no-compression",
+            # At the maximum rate, generate as fast as the listener reads (not a backlog).
+            "--max-outbox",
+            "4096",
+            *(["--events", str(self.events)] if self.events else []),
+        ]
+        self._spawn("simulator", [PY, *sim])
+        wait(lambda: port_open(self.sim_port), 30, "simulator")
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
@@ -384,16 +398,19 @@ def latency(workdir: Path, seconds: float, rate: float) -> dict:
 
 
 def markdown(result: dict) -> str:
-    on, off, lat, ceil = (
+    on, off, lat, ceil, mqtt = (
         result["throughput_metrics_on"],
         result["throughput_metrics_off"],
         result["latency"],
         result["ceiling"],
+        result["throughput_mqtt"],
     )
     rows = [
         ("Direct-write ceiling (5,000-line batches)", f"{ceil['points_per_s']:,} points/s"),
         ("End to end, WebSocket path, metrics on", f"{on['events_per_s']:,} events/s"),
         ("End to end, WebSocket path, metrics off", f"{off['events_per_s']:,} events/s"),
+        ("End to end, MQTT path (eventstream), metrics on", f"{mqtt['events_per_s']:,} events/s"),
+        ("MQTT path: offered by the publisher (QoS 1)", f"{mqtt['published_per_s']:,} messages/s"),
         (
             "Ratio end to end / ceiling (metrics on)",
             f"{on['events_per_s'] / ceil['points_per_s']:.2f}",
@@ -425,11 +442,21 @@ def markdown(result: dict) -> str:
         )
     for name, cpu in on["cpu_s_per_1000_events"].items():
         rows.append((f"CPU s per 1,000 events: {name}", f"{cpu}"))
+    rows.append(
+        (
+            "Peak RSS listener, MQTT path",
+            f"{mqtt['processes']['listener']['peak_rss_mib_max']} MiB",
+        )
+    )
+    for name, cpu in mqtt["cpu_s_per_1000_events"].items():
+        rows.append((f"CPU s per 1,000 events, MQTT path: {name}", f"{cpu}"))
     lines = ["| measure | value |", "|---|---|", *[f"| {a} | {b} |" for a, b in rows]]
     return "\n".join(lines)
 
 
 def main() -> None:
+    from bench.mqtt_path import mqtt_throughput  # it builds on this module's Stack
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--smoke", action="store_true", help="a few seconds each, for CI")
     parser.add_argument("--seconds", type=float, default=30)
@@ -461,6 +488,7 @@ def main() -> None:
         ),
         "latency": latency(workdir, seconds, 500),
         "health_at_1000": latency(workdir, seconds, 1000),
+        "throughput_mqtt": mqtt_throughput(workdir, seconds, args.concurrency, metrics=True),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

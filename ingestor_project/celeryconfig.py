@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.conf import settings
 from kombu import Exchange, Queue
 
+from ingestor_project.serialization import ORJSON, register_orjson
+
 
 def transport_options(broker_url: str) -> dict:
     scheme = broker_url.split("://", 1)[0].split("+", 1)[0]
@@ -41,7 +43,9 @@ broker_transport_options = transport_options(settings.CELERY_BROKER_URL)
 broker_connection_retry_on_startup = True
 task_serializer = "json"
 result_serializer = "json"
-accept_content = ["json"]
+# The HA listener publishes with orjson (ingestor_project/serialization.py); others with json.
+register_orjson()
+accept_content = ["json", ORJSON]
 result_backend = None
 task_ignore_result = True
 # Ack after the write: a worker that dies mid-batch leaves the message to be redelivered, which

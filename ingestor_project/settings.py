@@ -130,6 +130,11 @@ HEARTBEAT_STALE_SECONDS = env_float("HEARTBEAT_STALE_SECONDS", 30.0, minimum=1)
 READY_CHECK_WORKERS = env_bool("READY_CHECK_WORKERS", True)
 # Budget of each readiness check, seconds.
 READY_CHECK_TIMEOUT = env_float("READY_CHECK_TIMEOUT", 3.0, minimum=0.1)
+# Each web process serves its last readiness result while it is younger than this many seconds
+# and refreshes it in the background once past half of it (0: run every check on every request).
+# A couple of seconds keeps a probe under load answering from memory while staying far below an
+# orchestrator's probe period; past a minute a result no longer says anything about now.
+READY_CACHE_SECONDS = env_float("READY_CACHE_SECONDS", 2.0, minimum=0, maximum=60)
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], "INFO")
@@ -247,6 +252,9 @@ INGEST_FLUSH_INTERVAL = env_float("INGEST_FLUSH_INTERVAL", 1.0, minimum=0.01, ma
 # Batches held in memory while the broker is slow or away, before the reader pauses.
 INGEST_MAX_PENDING_BATCHES = env_int("INGEST_MAX_PENDING_BATCHES", 1000, minimum=1)
 INGEST_SHUTDOWN_TIMEOUT = env_float("INGEST_SHUTDOWN_TIMEOUT", 20.0, minimum=1)
+# Young-generation GC threshold of listeners and workers (ingestor_project/gc_tuning.py);
+# 0 keeps Python's default of 700.
+GC_THRESHOLD = env_int("GC_THRESHOLD", 50_000, minimum=0, maximum=10_000_000)
 
 # --- InfluxDB ---------------------------------------------------------------------------------
 INFLUX_URL = env_str("INFLUX_URL", "http://localhost:8086").rstrip("/")

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from ingestor_project import metrics
 from ingestor_project.celery import app as celery_app
+from ingestor_project.gc_tuning import tune_gc
 from listeners.batching import Batcher, PublisherThread
 from listeners.heartbeat import HeartbeatThread
 from listeners.publish import CeleryPublisher
@@ -19,9 +20,9 @@ from listeners.publish import CeleryPublisher
 log = structlog.get_logger(__name__)
 
 
-def settings_batcher(source: str) -> Batcher:
+def settings_batcher(source: str, serializer: str = "json") -> Batcher:
     return Batcher(
-        CeleryPublisher(celery_app, settings.CELERY_INGEST_QUEUE),
+        CeleryPublisher(celery_app, settings.CELERY_INGEST_QUEUE, serializer),
         size=settings.INGEST_BATCH_SIZE,
         interval=settings.INGEST_FLUSH_INTERVAL,
         max_pending=settings.INGEST_MAX_PENDING_BATCHES,
@@ -40,6 +41,7 @@ class ListenerServices:
         self.heartbeat = HeartbeatThread(name, status)
 
     def start(self) -> None:
+        tune_gc(settings.GC_THRESHOLD)
         self.publisher.start()
         self.heartbeat.start()
         if settings.METRICS_PORT:

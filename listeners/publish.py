@@ -15,8 +15,8 @@ WRITE_TASK = "tasks.write_events"
 
 
 class CeleryPublisher:
-    def __init__(self, app: Celery, queue: str) -> None:
-        self.app, self.queue = app, queue
+    def __init__(self, app: Celery, queue: str, serializer: str = "json") -> None:
+        self.app, self.queue, self.serializer = app, queue, serializer
 
     def __call__(self, batch: Batch) -> None:
         started = time.perf_counter()
@@ -29,6 +29,7 @@ class CeleryPublisher:
             queue=self.queue,
             headers={"batch_id": batch.batch_id},
             retry=False,
+            serializer=self.serializer,
         )
         log.debug(
             "batch_published",

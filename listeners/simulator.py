@@ -531,6 +531,7 @@ class HomeAssistantSimulator:
         record: bool = True,
         compression: bool = True,
         max_pending: int | None = None,
+        max_outbox: int | None = None,
         ha_version: str = HA_VERSION,
     ) -> None:
         self.host, self.port, self.token = host, port, token
@@ -544,6 +545,10 @@ class HomeAssistantSimulator:
         self.compression = compression
         # HA disconnects a client with more than 16384 queued messages; None = never.
         self.max_pending = max_pending
+        # Benchmarks: generation pauses while a client has this many messages queued, so "as
+        # fast as possible" is as fast as the client reads, not a backlog growing in memory
+        # and taking CPU from the pipeline under test. None = generate at `rate` regardless.
+        self.max_outbox = max_outbox
         self.ha_version = ha_version
         self._setup_generation(entities, seed)
         self._setup_accounting()
@@ -974,11 +979,19 @@ class HomeAssistantSimulator:
         while not self.generation_finished:
             await asyncio.sleep(TICK_SECONDS)
             due = min(int((loop.time() - started) * self.rate) - emitted, burst)
+            if self.max_outbox is not None and self._backlogged():
+                # Skipped slices are not owed: the rate resumes from now, without a burst.
+                emitted += max(due, 0)
+                continue
             if self.events is not None:
                 due = min(due, self.events - self.generated_count)
             if due > 0:
                 self.emit(due)
                 emitted += due
+
+    def _backlogged(self) -> bool:
+        limit = self.max_outbox or 0
+        return any(len(c.outbox) >= limit for c in self._live() if c.subscriptions)
 
     def emit(self, count: int) -> None:
         """Generate `count` events now, spread over the time since the last slice, and queue

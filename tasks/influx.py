@@ -13,18 +13,9 @@ from typing import Protocol
 from urllib.parse import urlencode
 
 import urllib3
-from influxdb_client import InfluxDBClient, WritePrecision
-from influxdb_client.client.write_api import SYNCHRONOUS
-from influxdb_client.rest import ApiException
 
 from tasks.errors import AuthWriteError, TransientWriteError, WriteError, error_for_status
 
-PRECISIONS = {
-    "s": WritePrecision.S,
-    "ms": WritePrecision.MS,
-    "us": WritePrecision.US,
-    "ns": WritePrecision.NS,
-}
 # Bodies smaller than this are sent as they are: compressing them costs more than it saves.
 GZIP_MIN_BYTES = 1024
 
@@ -126,6 +117,13 @@ class V2Writer:
         gzip_bodies: bool = True,
         verify_ssl: bool = True,
     ) -> None:
+        # Imported here: influxdb-client (and the reactivex it pulls in) is 20 MiB of modules
+        # that every process of a v1 deployment, and every listener, would carry for nothing.
+        from influxdb_client import InfluxDBClient, WritePrecision
+        from influxdb_client.client.write_api import SYNCHRONOUS
+        from influxdb_client.rest import ApiException
+
+        self.api_exception = ApiException
         self.client = InfluxDBClient(
             url=url,
             token=token,
@@ -137,7 +135,13 @@ class V2Writer:
         # The client's own retries would hide failures from Celery's retry policy.
         self.client.api_client.configuration.retries = False
         self.api = self.client.write_api(write_options=SYNCHRONOUS)
-        self.org, self.bucket, self.precision = org, bucket, PRECISIONS[precision]
+        self.org, self.bucket = org, bucket
+        self.precision = {
+            "s": WritePrecision.S,
+            "ms": WritePrecision.MS,
+            "us": WritePrecision.US,
+            "ns": WritePrecision.NS,
+        }[precision]
 
     def write(self, lines: list[str]) -> None:
         try:
@@ -147,7 +151,7 @@ class V2Writer:
                 record="\n".join(lines),
                 write_precision=self.precision,
             )
-        except ApiException as exc:
+        except self.api_exception as exc:
             retry_after = (exc.headers or {}).get("Retry-After")
             body = str(exc.body or exc.reason)
             raise error_for_status(exc.status or 0, body, retry_after) from None
@@ -157,7 +161,7 @@ class V2Writer:
     def check(self) -> None:
         try:
             bucket = self.client.buckets_api().find_bucket_by_name(self.bucket)
-        except ApiException as exc:
+        except self.api_exception as exc:
             raise error_for_status(exc.status or 0, str(exc.body or exc.reason)) from None
         except urllib3.exceptions.HTTPError as exc:
             raise TransientWriteError(f"InfluxDB unreachable: {type(exc).__name__}") from None

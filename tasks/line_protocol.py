@@ -125,6 +125,39 @@ def format_field(value: FieldValue) -> str | None:
     return f'"{value}"'
 
 
+def check_time(time: int) -> None:
+    if not MIN_TIME <= time <= MAX_TIME:
+        raise Unrepresentable("time", str(time), "is outside InfluxDB's range")
+
+
+def field_set(fields: Mapping[str, FieldValue], problems: list[str]) -> list[str]:
+    """The fields as ``key=value`` items; one InfluxDB cannot store is left out and described."""
+    formatted = []
+    for key, value in fields.items():
+        try:
+            text = format_field(value)
+            if text is not None:
+                formatted.append(f"{escape_key(key, 'field key')}={text}")
+        except Unrepresentable as exc:
+            problems.append(f"field {key[:60]!r} left out: {exc.what} {exc.reason}")
+    return formatted
+
+
+def series_key(measurement: str, tags: Mapping[str, str], problems: list[str]) -> str:
+    """Measurement and tags; a tag InfluxDB cannot store is left out and described, an
+    unstorable measurement raises Unrepresentable."""
+    head = escape_measurement(measurement)
+    # Sorted tags are what InfluxDB stores anyway; sending them sorted saves it the work.
+    for key in sorted(tags):
+        value = tags[key]
+        if value != "":
+            try:
+                head += f",{escape_key(key, 'tag key')}={escape_tag_value(value)}"
+            except Unrepresentable as exc:
+                problems.append(f"tag {key[:60]!r} left out: {exc.what} {exc.reason}")
+    return head
+
+
 def line(
     measurement: str,
     tags: Mapping[str, str],
@@ -137,26 +170,9 @@ def line(
     A field or tag InfluxDB cannot store is left out and described in ``problems``; an
     unstorable measurement or time raises Unrepresentable (the caller decides what then).
     """
-    if not MIN_TIME <= time <= MAX_TIME:
-        raise Unrepresentable("time", str(time), "is outside InfluxDB's range")
+    check_time(time)
     skipped = problems if problems is not None else []
-    formatted = []
-    for key, value in fields.items():
-        try:
-            text = format_field(value)
-            if text is not None:
-                formatted.append(f"{escape_key(key, 'field key')}={text}")
-        except Unrepresentable as exc:
-            skipped.append(f"field {key[:60]!r} left out: {exc.what} {exc.reason}")
+    formatted = field_set(fields, skipped)
     if not formatted:
         return None
-    head = escape_measurement(measurement)
-    # Sorted tags are what InfluxDB stores anyway; sending them sorted saves it the work.
-    for key in sorted(tags):
-        value = tags[key]
-        if value != "":
-            try:
-                head += f",{escape_key(key, 'tag key')}={escape_tag_value(value)}"
-            except Unrepresentable as exc:
-                skipped.append(f"tag {key[:60]!r} left out: {exc.what} {exc.reason}")
-    return f"{head} {','.join(formatted)} {time}"
+    return f"{series_key(measurement, tags, skipped)} {','.join(formatted)} {time}"

@@ -29,7 +29,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from tasks.line_protocol import Unrepresentable, line, representable_tag_value
+import orjson
+
+from tasks.line_protocol import (
+    Unrepresentable,
+    check_time,
+    field_set,
+    representable_tag_value,
+    series_key,
+)
 
 # HA's state_as_number (homeassistant/helpers/state.py): exact, case-sensitive matches.
 STATE_NUMBERS = {
@@ -98,6 +106,10 @@ class SchemaOptions:
     # Keys of event data that become tags of other events: bounded vocabularies only.
     event_tag_keys: tuple[str, ...] = ("domain", "service")
 
+    def __post_init__(self) -> None:
+        # Series of state changes already worked out, by entity and attributes (see _series).
+        object.__setattr__(self, "series_memo", {})
+
 
 @dataclass
 class Conversion:
@@ -118,6 +130,10 @@ def _float(value: Any) -> float | None:
         except OverflowError:
             return None
     if isinstance(value, str):
+        # float() reads only whitespace, a sign, digits, "." or inf/nan/infinity first: most
+        # text ("on", "Kitchen", "mdi:lamp") is refused here, without a raised ValueError.
+        if value[:1].isalpha() and value[0] not in "iInN":
+            return None
         try:
             return float(value)
         except ValueError:
@@ -221,6 +237,14 @@ def state_fields_and_tags(event: Mapping[str, Any], options: SchemaOptions):
             return None
         return entity_id, {**tags, **options.tags}, {"state": state}
     attributes = event.get("attributes") or {}
+    measurement, tags, attribute_fields = _series_parts(entity_id, attributes, options)
+    return measurement, tags, {**_state_fields(state), **attribute_fields}
+
+
+def _series_parts(entity_id: str, attributes: Mapping[str, Any], options: SchemaOptions):
+    """(measurement, tags, attribute fields): everything of a state's point but its state."""
+    domain, _, object_id = entity_id.partition(".")
+    tags = {"domain": domain, "entity_id": object_id}
     entity_config = options.overrides.get(entity_id)  # type: ignore[operator]
     measurement, include_uom, include_dc = _measurement(
         entity_id, attributes, entity_config.get("override_measurement"), options
@@ -230,10 +254,104 @@ def state_fields_and_tags(event: Mapping[str, Any], options: SchemaOptions):
         skip.add("unit_of_measurement")
     if not include_dc:
         skip.add("device_class")
-    fields = _state_fields(state)
+    # The state's fields (value, state) never collide with these: both names are reserved.
+    fields: dict[str, Any] = {}
     _attributes(attributes, skip, tags, fields, options)
     tags.update(options.tags)
     return measurement, tags, fields
+
+
+@dataclass(frozen=True)
+class _Series:
+    """What a state's point owes to its entity and attributes, formatted once."""
+
+    measurement: str  # after the fallbacks
+    tags: dict[str, str]
+    head: str  # measurement and tags as line protocol
+    fields: str  # the attribute fields as line protocol ("" when none)
+    field_problems: tuple[str, ...]
+    head_problems: tuple[str, ...]
+
+
+# Per SchemaOptions; cleared when full, so odd data cannot grow it without limit.
+MAX_MEMO_SERIES = 20_000
+_PASSTHROUGH = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+def _series(entity_id: str, attributes: Mapping[str, Any], options: SchemaOptions) -> _Series:
+    """A state change's series and attribute fields, remembered by entity and attributes.
+
+    Most state changes of an entity carry the same attributes as its last one, so their
+    measurement, tags and attribute fields are worked out once (measured: half a worker's CPU
+    per event). The key is the attributes' orjson text, which tells apart everything the
+    conversion does, except that NaN, infinity and None all become null: attributes whose text
+    holds "null" (and any orjson cannot write) are worked out every time. Values that are not
+    JSON's (datetimes, subclasses, dataclasses) are refused by orjson here, so they are too.
+    """
+    key = None
+    if type(attributes) is dict:
+        try:
+            text = orjson.dumps(attributes, option=_PASSTHROUGH)
+        except TypeError:
+            text = b"null"
+        if b"null" not in text:
+            key = (entity_id, text)
+            found = options.series_memo.get(key)  # type: ignore[attr-defined]
+            if found is not None:
+                return found
+    measurement, tags, fields = _series_parts(entity_id, attributes, options)
+    field_problems: list[str] = []
+    formatted = field_set(fields, field_problems)
+    head_problems: list[str] = []
+    if measurement == options.events_measurement:
+        # Its fields (data, context_id) are text there; a state's would conflict with them.
+        head_problems.append(
+            f"measurement {measurement!r} is the events measurement; "
+            f"written to {entity_id!r} instead"
+        )
+        measurement = entity_id
+    try:
+        head = series_key(measurement, tags, head_problems)
+    except Unrepresentable as exc:
+        if exc.what != "measurement":
+            raise
+        head_problems.append(f"{exc}; written to measurement {entity_id!r} instead")
+        measurement = entity_id
+        head = series_key(measurement, tags, head_problems)
+    series = _Series(
+        measurement, tags, head, ",".join(formatted), tuple(field_problems), tuple(head_problems)
+    )
+    if key is not None:
+        memo = options.series_memo  # type: ignore[attr-defined]
+        if len(memo) >= MAX_MEMO_SERIES:
+            memo.clear()
+        memo[key] = series
+    return series
+
+
+def _state_line(
+    event: Mapping[str, Any], options: SchemaOptions, guard: TagGuard | None, problems: list[str]
+) -> str | None:
+    time = event["time"] // PRECISION_DIVISORS[options.precision]
+    check_time(time)
+    series = _series(event["entity_id"], event.get("attributes") or {}, options)
+    formatted = field_set(_state_fields(event["state"]), problems)
+    problems.extend(series.field_problems)
+    if series.fields:
+        formatted.append(series.fields)
+    if not formatted:
+        return None
+    problems.extend(series.head_problems)
+    head = series.head
+    if guard is not None:
+        tags = {key: guard(key, value) for key, value in series.tags.items()}
+        if tags != series.tags:
+            head = series_key(series.measurement, tags, [])
+    return f"{head} {','.join(formatted)} {time}"
 
 
 def _event_fields_and_tags(event: Mapping[str, Any], options: SchemaOptions):
@@ -262,13 +380,18 @@ def _build(
     problems: list[str],
 ) -> str | None:
     """Line protocol, leaving out what InfluxDB cannot store and saying why."""
+    check_time(time)
+    formatted = field_set(fields, problems)
+    if not formatted:
+        return None
     try:
-        return line(measurement, tags, fields, time, problems)
+        head = series_key(measurement, tags, problems)
     except Unrepresentable as exc:
         if exc.what != "measurement":
             raise
         problems.append(f"{exc}; written to measurement {fallback!r} instead")
-        return line(fallback, tags, fields, time, problems)
+        head = series_key(fallback, tags, problems)
+    return f"{head} {','.join(formatted)} {time}"
 
 
 def convert(
@@ -277,6 +400,9 @@ def convert(
     """One normalised event to one line; Unrepresentable only for an impossible timestamp."""
     problems: list[str] = []
     if event.get("event_type") == "state_changed":
+        state = event["state"]
+        if state not in UNAVAILABLE_STATES and state != "":
+            return Conversion(_state_line(event, options, guard, problems), problems)
         parts = state_fields_and_tags(event, options)
         fallback = event["entity_id"]
     else:

@@ -16,6 +16,7 @@ from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
 from ingestor_project import metrics
+from ingestor_project.gc_tuning import tune_gc
 from tasks import deadletters, ingest
 from tasks.breaker import CircuitBreaker
 from tasks.errors import AuthWriteError, ThrottledWriteError, TransientWriteError
@@ -34,6 +35,7 @@ def influx_breaker() -> CircuitBreaker:
 @worker_process_init.connect
 def _fresh_clients_after_fork(**_kwargs: Any) -> None:
     ingest.reset_process_state()
+    tune_gc(settings.GC_THRESHOLD)
 
 
 @worker_init.connect

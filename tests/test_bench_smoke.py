@@ -23,8 +23,14 @@ def test_the_pipeline_benchmark_runs_and_reports_every_measure(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "pipeline.json").read_text())
     assert report["ceiling"]["points_per_s"] > 0
-    for run in ("throughput_metrics_on", "throughput_metrics_off"):
+    for run in ("throughput_metrics_on", "throughput_metrics_off", "throughput_mqtt"):
         assert report[run]["events"] > 0
         assert {"listener", "worker"} <= set(report[run]["processes"])
+    # The MQTT path's listener and worker were measured while running, and so was its source.
+    mqtt = report["throughput_mqtt"]
+    for name in ("listener", "worker", "publisher"):
+        assert mqtt["processes"][name]["processes"] >= 1, name
+        assert mqtt["processes"][name]["peak_rss_mib_max"] > 0, name
+    assert "| End to end, MQTT path (eventstream)" in result.stdout
     assert report["latency"]["samples"] > 0
     assert "| Direct-write ceiling" in result.stdout

@@ -19,6 +19,7 @@ lone point then reads back without filtering.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -299,6 +300,35 @@ def test_a_state_event_converts_the_same_every_time(case):
     assert convert_or_refuse(event, options) == first
     assert convert_or_refuse(copy.deepcopy(event), options) == first
     assert repr(event) == before, "convert must not change its input"
+
+
+# Values that look alike to a careless cache: null-like, number-like, bool-like, equal text.
+LOOKALIKES = st.sampled_from(
+    [None, math.nan, math.inf, -math.inf, 1, 1.0, True, "1", "1.0", "true", "null", 0, -0.0, ""]
+)
+
+
+@settings(PROPERTY, max_examples=200)
+@given(
+    case=state_cases(),
+    changes=st.lists(
+        st.tuples(
+            st.sampled_from(["sensor.a", "sensor.a", "sensor.b"]),
+            STATES,
+            st.dictionaries(st.sampled_from(["x", "unit_of_measurement"]), LOOKALIKES, min_size=1),
+        ),
+        min_size=2,
+        max_size=20,
+    ),
+)
+def test_remembered_series_convert_exactly_as_fresh_ones(case, changes):
+    # The state's series is remembered by entity and attributes: a change converted after
+    # others (memo warm) must equal the same change converted first (memo empty).
+    _, options = case
+    for entity_id, state, attributes in changes:
+        event = state_event(entity_id, state, attributes)
+        fresh = dataclasses.replace(options)
+        assert convert_or_refuse(event, options) == convert_or_refuse(event, fresh), event
 
 
 @settings(PROPERTY, max_examples=100)

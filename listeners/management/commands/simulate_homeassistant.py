@@ -56,6 +56,13 @@ class Command(BaseCommand):
             help="generated events kept for history queries (0 = none: cheapest, for benchmarks)",
         )
         parser.add_argument(
+            "--max-outbox",
+            type=int,
+            default=None,
+            help="pause generating while a client has this many messages unsent (benchmarks: "
+            "with a high --rate, generate as fast as the client reads)",
+        )
+        parser.add_argument(
             "--no-wait-for-subscriber",
             action="store_true",
             help="start generating at once instead of at the first subscription",
@@ -92,6 +99,7 @@ class Command(BaseCommand):
             "max_recorded": options["max_recorded"],
             "wait_for_subscriber": not options["no_wait_for_subscriber"],
             "compression": not options["no_compression"],
+            "max_outbox": options["max_outbox"],
         }
 
 
