@@ -8,6 +8,8 @@ plus a few gauges read at scrape time from the database and the broker.
 
 from __future__ import annotations
 
+import bisect
+import math
 import os
 import time
 from typing import Any
@@ -37,6 +39,25 @@ class _Noop:
 Counter = prometheus_client.Counter if ENABLED else _Noop
 Gauge = prometheus_client.Gauge if ENABLED else _Noop
 Histogram = prometheus_client.Histogram if ENABLED else _Noop
+
+
+def observe_many(histogram: Any, values: list[float]) -> None:
+    """``histogram.observe(v)`` for every value, with one increment per bucket and one of the
+    sum instead of two per value: each increment of a multiprocess value is a locked write to
+    its mmap file, and the event lag is observed for every point (a tenth of a worker's CPU at
+    full rate). Relies on prometheus_client's Histogram internals (_upper_bounds, _buckets,
+    _sum, pinned in requirements); tests/ingestor_project/test_metrics.py holds the result to
+    that of observe()."""
+    if not ENABLED or not values:
+        return
+    bounds, counts = histogram._upper_bounds, {}
+    for value in values:
+        index = bisect.bisect_left(bounds, value)  # the first bound >= value, like observe()
+        counts[index] = counts.get(index, 0) + 1
+    histogram._sum.inc(math.fsum(values))
+    for index, count in counts.items():
+        histogram._buckets[index].inc(count)
+
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300, 3600)

@@ -289,16 +289,17 @@ def _series(entity_id: str, attributes: Mapping[str, Any], options: SchemaOption
     measurement, tags and attribute fields are worked out once (measured: half a worker's CPU
     per event). The key is the attributes' orjson text, which tells apart everything the
     conversion does, except that NaN, infinity and None all become null: attributes whose text
-    holds "null" (and any orjson cannot write) are worked out every time. Values that are not
-    JSON's (datetimes, subclasses, dataclasses) are refused by orjson here, so they are too.
+    holds "null" are remembered only when they hold no NaN or infinity. Values that are not
+    JSON's (datetimes, subclasses, dataclasses) are refused by orjson here, and those attributes
+    are worked out every time, as are any orjson cannot write.
     """
     key = None
     if type(attributes) is dict:
         try:
             text = orjson.dumps(attributes, option=_PASSTHROUGH)
         except TypeError:
-            text = b"null"
-        if b"null" not in text:
+            text = None
+        if text is not None and (b"null" not in text or _all_finite(attributes)):
             key = (entity_id, text)
             found = options.series_memo.get(key)  # type: ignore[attr-defined]
             if found is not None:
@@ -331,6 +332,18 @@ def _series(entity_id: str, attributes: Mapping[str, Any], options: SchemaOption
             memo.clear()
         memo[key] = series
     return series
+
+
+def _all_finite(value: Any) -> bool:
+    """No NaN or infinity anywhere in a JSON value (lights' attributes hold nulls when off)."""
+    kind = type(value)
+    if kind is float:
+        return value - value == 0.0
+    if kind is dict:
+        return all(_all_finite(item) for item in value.values())
+    if kind is list:
+        return all(_all_finite(item) for item in value)
+    return True
 
 
 def _state_line(

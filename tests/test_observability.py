@@ -5,12 +5,20 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
+import sys
+import threading
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
 from datetime import timedelta
+from urllib.error import HTTPError
+from urllib.request import urlopen
 
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from ingestor_project import health
 from ingestor_project.metrics import exposition
 from listeners.heartbeat import beat
 from listeners.models import ListenerHeartbeat
@@ -20,12 +28,48 @@ from tests.helpers import TEST_INFLUX_URL, migrate, service_env, wait_until
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def settle(cache: health.ReadinessCache) -> None:
+    """Forget the cached result and wait for a refresh still running, so that none reads the
+    database after its test."""
+    pending = cache.clear()
+    if pending is not None:
+        assert wait_futures([pending], timeout=30).done, "a readiness refresh never finished"
+
+
 @pytest.fixture
 def ready_settings(settings, influx):
     settings.INFLUX_URL, settings.INFLUX_DATABASE = TEST_INFLUX_URL, influx.database
     settings.READY_LISTENERS = ["homeassistant"]
     settings.READY_CHECK_WORKERS = False
-    return settings
+    # The default cache stays on: each test starts from no result (changing a setting forgets
+    # it), and the tests below that change state between requests wait for it to show.
+    settings.READY_CACHE_SECONDS = 2.0
+    yield settings
+    settle(health.READINESS)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(ready_settings, monkeypatch) -> FakeClock:
+    """The view's readiness cache on a clock the test moves (the checks still run for real)."""
+    fake = FakeClock()
+    cache = health.ReadinessCache(clock=fake)
+    monkeypatch.setattr(health, "READINESS", cache)
+    yield fake
+    settle(cache)
+
+
+def open_breaker() -> None:
+    from tasks.models import BreakerState
+
+    BreakerState.objects.create(name="influxdb", state="open", failures=5, opened_at=timezone.now())
 
 
 def test_health_is_fast_and_needs_nothing(client):
@@ -182,3 +226,176 @@ def test_ready_checks_the_mqtt_broker_when_the_mqtt_listener_is_expected(client,
         body["checks"]["mqtt_broker"]["error"]
         == "Unavailable: MQTT broker unreachable: ConnectionRefusedError"
     )
+
+
+def test_ready_serves_its_last_result_within_the_bound_and_says_how_old(client, ready_settings):
+    ready_settings.READY_CACHE_SECONDS = 60
+    beat("homeassistant", True, {})
+    first = client.get("/ready")
+    open_breaker()
+    second = client.get("/ready")
+    assert (first.status_code, second.status_code) == (200, 200), "the second is the cached one"
+    assert second.json()["checks"] == first.json()["checks"]
+    assert 0 <= first.json()["age_s"] <= second.json()["age_s"] < 60
+
+
+def test_ready_shows_a_state_change_within_the_bound(client, ready_settings, clock):
+    ready_settings.READY_CACHE_SECONDS = 10
+    beat("homeassistant", True, {})
+    assert client.get("/ready").json()["age_s"] == 0, "the first request runs the checks"
+    open_breaker()
+    clock.now += 4  # younger than half the bound: served as it is
+    body = client.get("/ready").json()
+    assert (body["status"], body["age_s"]) == ("ok", 4)
+    clock.now += 2  # past half the bound: still served, and refreshed in the background
+    assert client.get("/ready").status_code == 200
+    refreshed = wait_until(
+        lambda: (r := client.get("/ready")).status_code == 503 and r.json(),
+        30,
+        "the background refresh to show the open breaker",
+    )
+    assert (
+        refreshed["checks"]["breaker"]["error"] == "Unavailable: InfluxDB circuit breaker is open"
+    )
+    assert refreshed["age_s"] == 0
+
+    ListenerHeartbeat.objects.update(last_seen=timezone.now() - timedelta(minutes=5))
+    clock.now += 10  # at the bound: this request waits for the checks instead
+    body = client.get("/ready").json()
+    assert "silent for" in body["checks"]["listener_homeassistant"]["error"]
+    assert body["age_s"] == 0
+
+
+def test_ready_cache_seconds_0_runs_the_checks_on_every_request(client, ready_settings):
+    from tasks.models import BreakerState
+
+    ready_settings.READY_CACHE_SECONDS = 0
+    beat("homeassistant", True, {})
+    first = client.get("/ready")
+    assert first.status_code == 200
+    assert "age_s" not in first.json()
+    open_breaker()
+    assert client.get("/ready").status_code == 503
+    BreakerState.objects.all().delete()
+    assert client.get("/ready").status_code == 200
+
+
+class BlockedChecks:
+    """A stand-in for the checks that runs until the test releases it, counting its runs."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def __call__(self) -> tuple[dict, bool]:
+        self.runs += 1
+        self.started.set()
+        assert self.release.wait(30), "the test never released the checks"
+        return {"status": "ok", "checks": {}, "run": self.runs}, True
+
+
+def test_concurrent_requests_share_the_one_refresh_running():
+    checks, clock = BlockedChecks(), FakeClock()
+    cache = health.ReadinessCache(run=checks, clock=clock)
+    futures = [cache.refresh() for _ in range(3)]
+    assert checks.started.wait(30)
+    waiter: Future = Future()
+    threading.Thread(target=lambda: waiter.set_result(cache.get(10, 30))).start()
+    assert cache.cached(10) is None
+    checks.release.set()
+    assert {f.result(30).body["run"] for f in futures} == {1}
+    snapshot, age = waiter.result(30)
+    assert (snapshot.body["run"], age, checks.runs) == (1, 0, 1)
+
+
+def test_a_stale_result_starts_one_background_refresh_however_many_requests_see_it():
+    checks, clock = BlockedChecks(), FakeClock()
+    cache = health.ReadinessCache(run=checks, clock=clock)
+    checks.release.set()
+    cache.refresh().result(30)
+    checks.started.clear()
+    checks.release.clear()
+    clock.now += 6
+    served = [cache.cached(10) for _ in range(5)]
+    assert [(s.body["run"], age) for s, age in served] == [(1, 6)] * 5
+    assert checks.started.wait(30)
+    checks.release.set()
+    wait_until(lambda: (s := cache.cached(10)) and s[0].body["run"] == 2, 30, "the refresh")
+    assert checks.runs == 2
+
+
+def test_a_request_gives_up_on_overrunning_checks_without_cancelling_them():
+    checks = BlockedChecks()
+    cache = health.ReadinessCache(run=checks, clock=FakeClock())
+    assert cache.get(10, timeout=0.01) is None
+    checks.release.set()
+    snapshot, _age = wait_until(lambda: cache.cached(10), 30, "the refresh to finish")
+    assert snapshot.body["run"] == 1
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_gunicorn_sync_workers_refresh_readiness_and_keep_no_connection(
+    influx, postgres_url, processes, tmp_path
+):
+    import psycopg
+
+    env = service_env(
+        DATABASE_URL=postgres_url,
+        DATA_DIR=str(tmp_path),
+        INFLUX_URL=TEST_INFLUX_URL,
+        INFLUX_DATABASE=influx.database,
+        READY_LISTENERS="none",
+        READY_CHECK_WORKERS="false",
+        READY_CACHE_SECONDS="1",
+    )
+    migrate(env)
+    port = free_port()
+    web = processes.start(
+        "web",
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "ingestor_project.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            "2",
+        ],
+        env,
+    )
+
+    def ready() -> tuple[int, dict] | None:
+        try:
+            with urlopen(f"http://127.0.0.1:{port}/ready", timeout=10) as response:
+                return response.status, json.load(response)
+        except HTTPError as unready:
+            return unready.code, json.load(unready)
+        except OSError:
+            return None
+
+    status, body = wait_until(ready, 60, "gunicorn to answer /ready")
+    assert status == 200, body
+    influx.query(f'DROP DATABASE "{influx.database}"', database=False)
+    ages = []
+
+    def shows_the_missing_database() -> bool:
+        status, body = ready()
+        ages.append(body["age_s"])
+        return status == 503 and "does not exist" in body["checks"]["influxdb"]["error"]
+
+    wait_until(shows_the_missing_database, 30, "/ready to show the dropped InfluxDB database")
+    assert max(ages) <= 1
+
+    def sessions() -> int:
+        with psycopg.connect(postgres_url) as conn:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            return conn.execute(query).fetchone()[0] - 1  # this one
+
+    wait_until(lambda: sessions() == 0, 30, "the readiness checks to close their connections")
+    assert processes.stop(web) == 0

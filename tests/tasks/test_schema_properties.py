@@ -308,14 +308,22 @@ LOOKALIKES = st.sampled_from(
 )
 
 
-@settings(PROPERTY, max_examples=200)
+@settings(PROPERTY, max_examples=300)
 @given(
     case=state_cases(),
     changes=st.lists(
         st.tuples(
-            st.sampled_from(["sensor.a", "sensor.a", "sensor.b"]),
+            st.sampled_from(["sensor.a", "sensor.a", "sensor.a", "sensor.b"]),
             STATES,
-            st.dictionaries(st.sampled_from(["x", "unit_of_measurement"]), LOOKALIKES, min_size=1),
+            st.dictionaries(
+                st.sampled_from(["x", "unit_of_measurement"]),
+                st.one_of(
+                    LOOKALIKES,
+                    st.lists(LOOKALIKES, max_size=2),
+                    st.dictionaries(st.just("k"), LOOKALIKES),
+                ),
+                min_size=1,
+            ),
         ),
         min_size=2,
         max_size=20,
@@ -329,6 +337,28 @@ def test_remembered_series_convert_exactly_as_fresh_ones(case, changes):
         event = state_event(entity_id, state, attributes)
         fresh = dataclasses.replace(options)
         assert convert_or_refuse(event, options) == convert_or_refuse(event, fresh), event
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        (None, math.nan),
+        (math.inf, None),
+        ([None, 1], [-math.inf, 1]),
+        ({"k": None}, {"k": math.nan}),
+        ([{"k": [None]}], [{"k": [math.inf]}]),
+    ],
+)
+@pytest.mark.parametrize("json_attributes", [True, False])
+def test_null_and_non_finite_attributes_are_never_taken_for_each_other(
+    first, second, json_attributes
+):
+    # Both are null in the remembered series' key: the second must not reuse the first's.
+    options = SchemaOptions(json_attributes=json_attributes)
+    for value in (first, second):
+        event = state_event("sensor.a", "1", {"x": value})
+        fresh = dataclasses.replace(options)
+        assert convert_or_refuse(event, options) == convert_or_refuse(event, fresh), value
 
 
 @settings(PROPERTY, max_examples=100)
