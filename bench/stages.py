@@ -31,7 +31,7 @@ def cpu() -> float:
     return time.process_time()
 
 
-def simulator_frames(events: int) -> tuple[list[str], float]:
+def simulator_frames(events: int) -> tuple[list[bytes], float]:
     from listeners.simulator import Connection, HomeAssistantSimulator
 
     sim = HomeAssistantSimulator(entities=200, rate=1, max_recorded=0, compression=False)
@@ -44,13 +44,14 @@ def simulator_frames(events: int) -> tuple[list[str], float]:
     for _ in range(events // 500):
         sim.emit(500)
         while conn.outbox:
-            frames.append(conn.take_frame()[0])
+            frames.append(conn.take_frame()[0].encode())  # the listener reads bytes
     return frames, cpu() - started
 
 
-def listener_bodies(frames: list[str], serializer: str) -> tuple[list[bytes], int, float]:
+def listener_bodies(frames: list[bytes], serializer: str) -> tuple[list[bytes], int, float]:
     from kombu.serialization import dumps
 
+    from ingestor_project.serialization import pack_events
     from listeners.batching import Batcher
     from listeners.homeassistant import HomeAssistantListener
 
@@ -58,7 +59,8 @@ def listener_bodies(frames: list[str], serializer: str) -> tuple[list[bytes], in
 
     def publish(batch) -> None:
         # What send_task serialises: (args, kwargs, embed).
-        body = ([batch.events], {"batch_id": batch.batch_id}, {})
+        packed = pack_events(batch.events, exact_orjson=serializer == "orjson")
+        body = ([packed], {"batch_id": batch.batch_id}, {})
         bodies.append(dumps(body, serializer=serializer)[2])
 
     batcher = Batcher(publish, size=2000, interval=0.5, max_pending=1_000_000)
@@ -79,6 +81,7 @@ def listener_bodies(frames: list[str], serializer: str) -> tuple[list[bytes], in
 def worker_lines(bodies: list[bytes], content_type: str) -> tuple[int, float]:
     from kombu.serialization import loads
 
+    from ingestor_project.serialization import unpack_events
     from tasks.ingest import events_to_lines
     from tasks.schema_config import schema_options_from_env
 
@@ -87,7 +90,7 @@ def worker_lines(bodies: list[bytes], content_type: str) -> tuple[int, float]:
     started = cpu()
     for body in bodies:
         args, _kwargs, _embed = loads(body, content_type, "binary")
-        lines, _ = events_to_lines(args[0], options)
+        lines, _ = events_to_lines(unpack_events(args[0]), options)
         gzip.compress("\n".join(lines).encode(), compresslevel=1)
         written += len(lines)
     return written, cpu() - started

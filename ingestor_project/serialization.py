@@ -40,5 +40,31 @@ def loads(body: bytes | str) -> Any:
         return json.loads(body)
 
 
+def pack_events(events: list[dict[str, Any]], *, exact_orjson: bool) -> str:
+    """A batch as one JSON text: the write task's first argument.
+
+    Celery's worker decodes a task's body in its main process (to fill the request), pickles
+    the decoded arguments down a pipe to the pool process, which decodes the body again: three
+    passes over every event, two of them building objects. One string argument makes those a
+    copy, and the pool process decodes the events once (measured at 13,000 events/s: the
+    worker's main process went from 42 % to 22 % of a core). ``exact_orjson`` as for the
+    serializers above: only for events that hold no NaN or infinity.
+    """
+    if exact_orjson:
+        try:
+            return orjson.dumps(events).decode()
+        except TypeError:
+            pass
+    return json.dumps(events, ensure_ascii=False, separators=(",", ":"))
+
+
+def unpack_events(events: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events of a write task's first argument: packed text, or a plain list (tasks queued
+    by an earlier version, replays and tests)."""
+    if isinstance(events, str):
+        return loads(events)
+    return events
+
+
 def register_orjson() -> None:
     register(ORJSON, dumps, loads, content_type=CONTENT_TYPE, content_encoding="binary")

@@ -202,7 +202,10 @@ class HomeAssistantListener:
         stop = asyncio.create_task(self.stop_event.wait())
         try:
             while not self.stopping:
-                receive = asyncio.create_task(ws.recv())
+                # Bytes, not text: orjson reads UTF-8 itself (and refuses what is not), so
+                # decoding the frame to str first only cost time, twice (measured: 35 % of the
+                # decode, bench/stages.py).
+                receive = asyncio.create_task(ws.recv(decode=False))
                 done, _ = await asyncio.wait({receive, stop}, return_when=asyncio.FIRST_COMPLETED)
                 if receive not in done:
                     receive.cancel()
@@ -404,9 +407,10 @@ class HomeAssistantListener:
             message = orjson.loads(raw)
         except ValueError as exc:
             self._unparseable(raw, f"not JSON: {exc}")
-            log.warning(
-                "ha_frame_unparseable", category="unparseable", bytes=len(raw), head=str(raw[:200])
-            )
+            head = raw[:200]
+            if isinstance(head, bytes):
+                head = head.decode("utf-8", errors="backslashreplace")
+            log.warning("ha_frame_unparseable", category="unparseable", bytes=len(raw), head=head)
             return 0
         taken = 0
         for item in message if isinstance(message, list) else [message]:

@@ -7,6 +7,7 @@ import time
 import structlog
 from celery import Celery
 
+from ingestor_project.serialization import ORJSON, pack_events
 from listeners.batching import Batch
 
 log = structlog.get_logger(__name__)
@@ -17,6 +18,7 @@ WRITE_TASK = "tasks.write_events"
 class CeleryPublisher:
     def __init__(self, app: Celery, queue: str, serializer: str = "json") -> None:
         self.app, self.queue, self.serializer = app, queue, serializer
+        self.exact_orjson = serializer == ORJSON
 
     def __call__(self, batch: Batch) -> None:
         started = time.perf_counter()
@@ -24,7 +26,7 @@ class CeleryPublisher:
         # outage never makes apply_async hang inside the publisher thread.
         self.app.send_task(
             WRITE_TASK,
-            args=[batch.events],
+            args=[pack_events(batch.events, exact_orjson=self.exact_orjson)],
             kwargs={"batch_id": batch.batch_id},
             queue=self.queue,
             headers={"batch_id": batch.batch_id},

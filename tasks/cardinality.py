@@ -6,13 +6,11 @@ from __future__ import annotations
 import structlog
 
 from ingestor_project import metrics
+from tasks.schema import UNCAPPED_TAGS
 
 log = structlog.get_logger(__name__)
 
 OVERFLOW_VALUE = "_other"
-# HA bounds these itself: domains are a fixed list, entity ids are the home's entities, event
-# types are what the integrations define. Capping them would merge real data.
-EXEMPT_KEYS = frozenset({"domain", "entity_id", "event_type"})
 
 
 class TagCardinalityGuard:
@@ -29,7 +27,7 @@ class TagCardinalityGuard:
         self.overflowed = 0
 
     def __call__(self, key: str, value: str) -> str:
-        if key in EXEMPT_KEYS or self.max_values <= 0:
+        if key in UNCAPPED_TAGS or self.max_values <= 0:
             return value
         values = self.seen.setdefault(key, set())
         if value in values:

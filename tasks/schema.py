@@ -65,6 +65,9 @@ _NOT_DECIMAL = re.compile(r"[^\d.]+")
 PRECISION_DIVISORS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 MEASUREMENT_ATTRS = ("unit_of_measurement", "domain__device_class", "entity_id")
 RESERVED_FIELDS = frozenset({"state", "value"})
+# Tags whose values HA bounds itself (a fixed list of domains, the home's entities, the event
+# types integrations define): a cardinality cap would only merge real data.
+UNCAPPED_TAGS = frozenset({"domain", "entity_id", "event_type"})
 
 
 @dataclass(frozen=True)
@@ -267,6 +270,7 @@ class _Series:
 
     measurement: str  # after the fallbacks
     tags: dict[str, str]
+    capped: tuple[tuple[str, str], ...]  # the tags a cardinality guard may change
     head: str  # measurement and tags as line protocol
     fields: str  # the attribute fields as line protocol ("" when none)
     field_problems: tuple[str, ...]
@@ -323,8 +327,15 @@ def _series(entity_id: str, attributes: Mapping[str, Any], options: SchemaOption
         head_problems.append(f"{exc}; written to measurement {entity_id!r} instead")
         measurement = entity_id
         head = series_key(measurement, tags, head_problems)
+    capped = tuple((k, v) for k, v in tags.items() if k not in UNCAPPED_TAGS)
     series = _Series(
-        measurement, tags, head, ",".join(formatted), tuple(field_problems), tuple(head_problems)
+        measurement,
+        tags,
+        capped,
+        head,
+        ",".join(formatted),
+        tuple(field_problems),
+        tuple(head_problems),
     )
     if key is not None:
         memo = options.series_memo  # type: ignore[attr-defined]
@@ -360,10 +371,10 @@ def _state_line(
         return None
     problems.extend(series.head_problems)
     head = series.head
-    if guard is not None:
-        tags = {key: guard(key, value) for key, value in series.tags.items()}
-        if tags != series.tags:
-            head = series_key(series.measurement, tags, [])
+    if guard is not None and series.capped:
+        changed = {key: guard(key, value) for key, value in series.capped}
+        if any(changed[key] != value for key, value in series.capped):
+            head = series_key(series.measurement, {**series.tags, **changed}, [])
     return f"{head} {','.join(formatted)} {time}"
 
 

@@ -17,6 +17,7 @@ from django.conf import settings
 
 from ingestor_project import metrics
 from ingestor_project.gc_tuning import tune_gc
+from ingestor_project.serialization import unpack_events
 from tasks import deadletters, ingest
 from tasks.breaker import CircuitBreaker
 from tasks.errors import AuthWriteError, ThrottledWriteError, TransientWriteError
@@ -86,10 +87,11 @@ def _countdown(task, exc: Exception) -> float:
     ignore_result=True,
 )
 def write_events(
-    self, events: list[dict[str, Any]], batch_id: str | None = None, **kwargs: Any
+    self, events: str | list[dict[str, Any]], batch_id: str | None = None, **kwargs: Any
 ) -> int:
-    """Write one batch of normalised events. Extra keyword arguments are tolerated so that
-    listeners and workers of neighbouring versions can run side by side during a deploy."""
+    """Write one batch of normalised events, packed as one JSON text (listeners) or a list.
+    Extra keyword arguments are tolerated so that listeners and workers of neighbouring
+    versions can run side by side during a deploy."""
     structlog.contextvars.bind_contextvars(batch_id=batch_id, task_id=self.request.id)
     try:
         return _write(self, events, batch_id, kwargs)
@@ -97,12 +99,23 @@ def write_events(
         structlog.contextvars.unbind_contextvars("batch_id", "task_id")
 
 
-def _write(task, events: list[dict[str, Any]], batch_id: str | None, kwargs: dict) -> int:
+def _write(task, packed: str | list[dict[str, Any]], batch_id: str | None, kwargs: dict) -> int:
+    try:
+        events = unpack_events(packed)
+    except ValueError as exc:
+        # Not what a listener packs: keep it whole for the operator rather than lose it.
+        deadletters.record_raw(
+            packed,
+            source="worker",
+            error=f"packed batch is not JSON: {exc}",
+            context=batch_id or "",
+        )
+        return 0
     breaker = influx_breaker()
     if not _wait_for_breaker(breaker):
         # Still open: hand the batch back to the broker (a copy at the back of the queue, then
         # the ack), without touching InfluxDB or burning a retry.
-        task.apply_async(args=[events], kwargs={**kwargs, "batch_id": batch_id})
+        task.apply_async(args=[packed], kwargs={**kwargs, "batch_id": batch_id})
         log.info("batch_parked", events=len(events), breaker="open")
         return 0
     try:

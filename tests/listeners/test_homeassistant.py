@@ -67,6 +67,17 @@ def test_a_frame_that_is_not_json_is_counted_and_does_not_stop_good_ones():
     assert good["entity_id"] == "sensor.power"
 
 
+def test_frames_arrive_as_bytes_and_invalid_utf8_is_unparseable_not_fatal():
+    listener, _ = make_listener()
+    good = json.dumps(event("sensor.temp", "21.5 °C"), ensure_ascii=False).encode()
+    assert listener.handle_frame(b'{"id": 3, "type": "event", "\xff": 1}') == 0
+    assert listener.handle_frame(good) == 1
+    marker, taken = listener.batcher.buffer
+    assert marker["event_type"] == "__unparseable__"
+    assert "\\xff" in marker["payload"]
+    assert taken["state"] == "21.5 °C"
+
+
 def test_an_event_without_has_shape_is_counted_as_unparseable():
     listener, _ = make_listener()
     broken = {"id": 2, "type": "event", "event": {"event_type": "state_changed", "data": 5}}

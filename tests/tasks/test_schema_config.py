@@ -70,3 +70,26 @@ def test_the_cardinality_guard_caps_new_values_per_key():
     ]
     assert guard.overflowed == 2
     assert guard("entity_id", "anything") == "anything"
+
+
+def test_the_guard_caps_tags_of_remembered_series_on_every_event():
+    from tasks.schema import SchemaOptions, convert
+
+    options = SchemaOptions(tags_attributes=frozenset({"area"}))
+    guard = TagCardinalityGuard(max_values=2)
+
+    def area_tag(area: str) -> str:
+        event = {
+            "event_type": "state_changed",
+            "time": 1,
+            "entity_id": "sensor.t",
+            "state": "1",
+            "attributes": {"area": area},
+        }
+        head = convert(event, options, guard).line.split(" ")[0]
+        return dict(part.split("=") for part in head.split(",")[1:])["area"]
+
+    # The third value is over the cap every time, also when its series is remembered.
+    areas = [area_tag(a) for a in ("kitchen", "hall", "attic", "attic", "kitchen")]
+    assert areas == ["kitchen", "hall", OVERFLOW_VALUE, OVERFLOW_VALUE, "kitchen"]
+    assert guard.overflowed == 2
