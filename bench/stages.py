@@ -78,7 +78,9 @@ def listener_bodies(frames: list[bytes], serializer: str) -> tuple[list[bytes], 
     return bodies, taken, cpu() - started
 
 
-def worker_lines(bodies: list[bytes], content_type: str) -> tuple[int, float]:
+def worker_lines(
+    bodies: list[bytes], content_type: str, keep: list[str] | None = None
+) -> tuple[int, float]:
     from kombu.serialization import loads
 
     from ingestor_project.serialization import unpack_events
@@ -93,6 +95,8 @@ def worker_lines(bodies: list[bytes], content_type: str) -> tuple[int, float]:
         lines, _ = events_to_lines(unpack_events(args[0]), options)
         gzip.compress("\n".join(lines).encode(), compresslevel=1)
         written += len(lines)
+        if keep is not None:
+            keep.extend(lines)
     return written, cpu() - started
 
 
@@ -100,6 +104,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=40_000)
     parser.add_argument("--serializer", default="orjson", choices=["orjson", "json"])
+    parser.add_argument(
+        "--lines-out", help="also write the line protocol the worker built to this file"
+    )
     args = parser.parse_args()
     import django
 
@@ -115,7 +122,10 @@ def main() -> None:
     content_type = CONTENT_TYPE if args.serializer == "orjson" else "application/json"
     frames, sim_s = simulator_frames(args.events)
     bodies, taken, listen_s = listener_bodies(frames, args.serializer)
-    written, work_s = worker_lines(bodies, content_type)
+    kept: list[str] | None = [] if args.lines_out else None
+    written, work_s = worker_lines(bodies, content_type, kept)
+    if args.lines_out:
+        Path(args.lines_out).write_text("\n".join(kept or []) + "\n")
     assert taken == written == args.events // 500 * 500, (taken, written)
     per = 1e6 / taken
     print(f"events {taken}, frames {len(frames)}, bodies {len(bodies)}, codec {args.serializer}")

@@ -32,5 +32,9 @@ def test_the_pipeline_benchmark_runs_and_reports_every_measure(tmp_path):
         assert mqtt["processes"][name]["processes"] >= 1, name
         assert mqtt["processes"][name]["peak_rss_mib_max"] > 0, name
     assert "| End to end, MQTT path (eventstream)" in result.stdout
+    assert set(report["metrics_overhead"]) == {"throughput_pct", "cpu_pct"}
+    # The ceiling writes the points the pipeline writes, not a stand-in.
+    assert report["ceiling"]["points"] == 20_000
+    assert report["ceiling"]["fields_per_point"] > 2
     assert report["latency"]["samples"] > 0
     assert "| Direct-write ceiling" in result.stdout
