@@ -250,8 +250,10 @@ if bool(MQTT_CERT_FILE) != bool(MQTT_KEY_FILE):
 # (bench/pipeline.py): 1000 events per batch ran about 15 % slower, 5000 no faster.
 INGEST_BATCH_SIZE = env_int("INGEST_BATCH_SIZE", 2000, minimum=1, maximum=100_000)
 INGEST_FLUSH_INTERVAL = env_float("INGEST_FLUSH_INTERVAL", 1.0, minimum=0.01, maximum=300)
-# Batches held in memory while the broker is slow or away, before the reader pauses.
-INGEST_MAX_PENDING_BATCHES = env_int("INGEST_MAX_PENDING_BATCHES", 1000, minimum=1)
+# Batches held in memory while the broker is slow or away, before the reader pauses: with the
+# default batch size up to a million events (a few GB); a pause costs no data (HA's history
+# fills the gap on reconnect, MQTT's broker keeps what was not acknowledged).
+INGEST_MAX_PENDING_BATCHES = env_int("INGEST_MAX_PENDING_BATCHES", 500, minimum=1)
 INGEST_SHUTDOWN_TIMEOUT = env_float("INGEST_SHUTDOWN_TIMEOUT", 20.0, minimum=1)
 # Young-generation GC threshold of listeners and workers (ingestor_project/gc_tuning.py);
 # 0 keeps Python's default of 700.
