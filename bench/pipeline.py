@@ -582,6 +582,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="ingestor-bench-"))
     result = {
         "machine": {
+            "load": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),
@@ -600,13 +601,55 @@ def main() -> None:
     (out / "pipeline.json").write_text(json.dumps(result, indent=2))
     table = markdown(result)
     print(table)
+    print(targets(result))
     if args.write_docs:
-        (ROOT / "docs" / "benchmarks.md").write_text(
-            "# Benchmarks\n\nMeasured by `make bench` (`bench/pipeline.py`) on "
-            f"{result['machine']['cpus']} cores, {result['machine']['platform']}, Python "
-            f"{result['machine']['python']}; RabbitMQ, PostgreSQL and InfluxDB 1.x of the same "
-            "machine, the HA simulator as the source.\n\n" + table + "\n"
-        )
+        write_docs(result, table)
+
+
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def write_docs(result: dict, table: str) -> None:
+    """The measured part of docs/benchmarks.md, between its markers; the rest is kept."""
+    machine = result["machine"]
+    generated = (
+        f"{BEGIN}\nMeasured by `make bench` (`bench/pipeline.py`) on {machine['cpus']} cores, "
+        f"{machine['platform']}, Python {machine['python']}, at {machine['load']} load average "
+        "before the run; RabbitMQ, PostgreSQL, Mosquitto and InfluxDB 1.x of the same machine, "
+        "the HA simulator as the source.\n\n"
+        f"{table}\n\n## Against the targets\n\n{targets(result)}\n{END}"
+    )
+    path = ROOT / "docs" / "benchmarks.md"
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        text = f"# Benchmarks\n\n{BEGIN}\n{END}\n\n" + text
+    head, rest = text.split(BEGIN, 1)
+    path.write_text(head + generated + rest.split(END, 1)[1])
+
+
+def targets(result: dict) -> str:
+    """DESIGN.md's targets, each with what this run measured."""
+    on, lat, fast = result["throughput_metrics_on"], result["latency"], result["health_at_1000"]
+    rss = {name: proc["peak_rss_mib_max"] for name, proc in on["processes"].items()}
+    worst_health = max(lat["health_p99_ms"], fast["health_p99_ms"])
+    worst_ready = max(lat["ready_p99_ms"], fast["ready_p99_ms"])
+    rows = [
+        ("≥ 20,000 events/s end to end", on["mean_events_per_s"] >= 20_000,
+         f"{on['mean_events_per_s']:,} events/s (mean of {len(on['runs_events_per_s'])} runs)"),
+        ("lag p50 ≤ 0.5 s, p99 ≤ 1.5 s at 500 events/s",
+         lat["p50_s"] <= 0.5 and lat["p99_s"] <= 1.5,
+         f"p50 {lat['p50_s']} s, p99 {lat['p99_s']} s"),
+        ("listener ≤ 100 MiB RSS", rss["listener"] <= 100, f"{rss['listener']} MiB"),
+        ("worker ≤ 150 MiB RSS (each process)", rss["worker"] <= 150, f"{rss['worker']} MiB"),
+        ("metrics overhead ≤ 5 %", result["metrics_overhead"]["throughput_pct"] <= 5,
+         f"{result['metrics_overhead']['throughput_pct']} % of throughput, "
+         f"{result['metrics_overhead']['cpu_pct']} % of CPU per event"),
+        ("health endpoints p99 ≤ 50 ms under load", max(worst_health, worst_ready) <= 50,
+         f"/health {worst_health} ms, /ready {worst_ready} ms (worst of 500 and 1,000 events/s)"),
+    ]  # fmt: skip
+    lines = ["| target | met | measured |", "|---|---|---|"]
+    lines += [f"| {name} | {'yes' if ok else '**no**'} | {value} |" for name, ok, value in rows]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
