@@ -1,14 +1,23 @@
 """The pipeline benchmark's MQTT path: a publisher process (bench/mqtt_source.py) sending HA's
-``mqtt_eventstream`` state_changed messages, QoS 1, as fast as it can to the machine's
-Mosquitto -> ``listen_mqtt`` -> RabbitMQ -> Celery worker -> InfluxDB.
+``mqtt_eventstream`` state_changed messages, QoS 1, as fast as the pipeline takes them, to the
+machine's Mosquitto -> ``listen_mqtt`` -> RabbitMQ -> Celery worker -> InfluxDB.
 
     .venv/bin/python bench/mqtt_path.py [--seconds 15] [--concurrency 2] [--rate 0]
+                                        [--max-unacked 20000] [--backlog 6000]
 
 Events are counted in InfluxDB (points with a ``friendly_name_str`` field: every published
 entity has a friendly name), over a steady window after a warm-up, as ``throughput()`` in
 bench/pipeline.py does for the WebSocket path. Each run has its own topic prefix and client ids,
 so runs and tests sharing the Mosquitto never see each other's messages, and it removes the
 listener's persistent MQTT session at the end (its databases and queues go with Stack.stop()).
+
+Closed loop, as the WebSocket path's simulator (which stops generating while its client has
+4,096 messages unsent): a pacer thread asks InfluxDB every PACE_EVERY seconds how many points it
+has written and allows the publisher "landed + backlog" messages in all, through a file. Flat
+out and open loop, the publisher offered twice what the pipeline took, Mosquitto dropped what
+did not fit in the listener's session, and the publisher's CPU came out of the pipeline's two
+cores. After the run, Mosquitto's log is read for drops for the listener's client id
+(``mosquitto_dropped``).
 """
 
 from __future__ import annotations
@@ -16,8 +25,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -30,17 +41,47 @@ from paho.mqtt.properties import Properties
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pipeline import PY, Stack, count_points, proc_stats, wait  # noqa: E402
+from bench.pipeline import PY, Stack, count_points, influx_query, proc_stats, wait  # noqa: E402
 
 MQTT_HOST = os.environ.get("BENCH_MQTT_HOST", "127.0.0.1")
 MQTT_PORT = int(os.environ.get("BENCH_MQTT_PORT", "1883"))
 MOSQUITTO_PID_FILE = Path("/run/mosquitto/mosquitto.pid")
+MOSQUITTO_LOG = Path(os.environ.get("BENCH_MOSQUITTO_LOG", "/var/log/mosquitto/mosquitto.log"))
+# How far the publisher may run ahead of InfluxDB. The round trip from the publisher to a point
+# the pacer sees is well under a second (fill a batch, RabbitMQ, a worker's write, the poll):
+# 6,000 keeps the pipeline busy at the rates this machine reaches, where 2,500-3,000 left the
+# cores partly idle (1.1-1.4 of 2 busy, against 1.4-1.9).
+BACKLOG = 6000
+# The listener's MQTT 5 Receive Maximum (MQTT_MAX_UNACKED, default 5,000): how many QoS-1
+# messages Mosquitto keeps in flight to it, unacknowledged; Mosquitto 2.0.11 queues
+# max_queued_messages (1,000 by default) beyond that and drops the rest. Whatever is published
+# and not landed is in Mosquitto for the listener or further down the pipeline, so the backlog
+# bounds what Mosquitto holds for it, and a window far above the backlog leaves a wide margin
+# (the listener keeps only a small record per unacknowledged message). Even so, on this shared
+# machine Mosquitto logged drops for the listener in 2 of 17 paced runs (windows of 5,000 to
+# 20,000; 1,024 and 1,554 messages), and in 5 of 8 with the slower listener from before its read
+# and ack changes (10 to 474), once 1 s into a run with at most 4,400 messages published and
+# none acknowledged yet: inside the limits above, cause not found. So every run reports
+# mosquitto_dropped and the published, broker-acknowledged and landed totals.
+MAX_UNACKED = 20_000
+BATCH_SIZE = 2000
+# Points counted (a 1-2 ms query) and the publisher's allowance rewritten this often.
+PACE_EVERY = 0.1
 
 
 def mqtt_throughput(
-    workdir: Path, seconds: float, concurrency: int, metrics: bool = True, rate: float = 0
+    workdir: Path,
+    seconds: float,
+    concurrency: int,
+    metrics: bool = True,
+    rate: float = 0,
+    max_unacked: int = MAX_UNACKED,
+    backlog: int = BACKLOG,
 ) -> dict:
-    """Sustained events/s from the publisher to InfluxDB; ``rate`` 0 publishes flat out."""
+    """Sustained events/s from the publisher to InfluxDB; ``rate`` 0 publishes as fast as the
+    pipeline takes the messages, at most ``backlog`` ahead of InfluxDB."""
+    if backlog + BATCH_SIZE > max_unacked:
+        raise ValueError("the backlog and a batch must fit in the listener's window")
     run = f"bench-{uuid.uuid4().hex[:8]}"
     topic, listener_id = f"{run}/eventstream", f"{run}-listener"
     stack = Stack(
@@ -49,7 +90,7 @@ def mqtt_throughput(
         metrics=metrics,
         events=None,
         concurrency=concurrency,
-        batch_size=2000,
+        batch_size=BATCH_SIZE,
         flush=0.5,
         source="mqtt",
     )
@@ -60,11 +101,19 @@ def mqtt_throughput(
         # The shortest expiry the settings allow: a run that dies before its clean-up leaves
         # its session (and what Mosquitto queued for it) for a minute, not for a week.
         MQTT_SESSION_EXPIRY="60",
+        MQTT_MAX_UNACKED=str(max_unacked),
     )
     progress = workdir / f"{run}-publisher.progress"
+    pacer = Pacer(stack.db, workdir / f"{run}-publisher.allowance", backlog)
     try:
+        open_session(listener_id, topic)
         stack.start()
-        stack._spawn("publisher", publisher_command(topic, f"{run}-publisher", progress, rate))
+        # Queued for an absent session, Mosquitto keeps only max_queued_messages (1,000).
+        wait(lambda: listener_connected(stack), 60, "the listener's connection")
+        pacer.start()
+        stack._spawn(
+            "publisher", publisher_command(topic, f"{run}-publisher", progress, pacer.path, rate)
+        )
         wait(lambda: count_points(stack.db) > 0, 60, "first points")
         time.sleep(min(5.0, seconds / 4))  # past the start-up transient
         t0, c0, p0 = time.monotonic(), count_points(stack.db), published(progress)
@@ -72,7 +121,11 @@ def mqtt_throughput(
         time.sleep(seconds)
         t1, c1, p1 = time.monotonic(), count_points(stack.db), published(progress)
         after, mosquitto1 = stack.stats(), mosquitto_cpu_s()
+        if stack.children["publisher"].poll() is not None:
+            raise RuntimeError(f"the publisher exited early: see {workdir}/publisher.log")
+        sent, taken, landed = drain(stack, progress)
     finally:
+        pacer.stop()
         stack.stop()
         end_session(listener_id)
     events = c1 - c0
@@ -86,9 +139,16 @@ def mqtt_throughput(
         "events": events,
         "seconds": round(t1 - t0, 1),
         "events_per_s": round(events / (t1 - t0)),
-        # What the publisher offered in the same window: above events_per_s, Mosquitto queued
-        # or dropped the rest for the listener (its max_queued_messages).
+        # What the publisher sent in the same window: equal to events_per_s give or take the
+        # change of the backlog (at most backlog_limit), since the publisher is paced.
         "published_per_s": round((p1 - p0) / (t1 - t0)),
+        "backlog_limit": backlog,
+        # The whole run, once the publisher stopped and the pipeline landed what it had: sent,
+        # acknowledged by Mosquitto, and points in InfluxDB. All three equal: nothing dropped.
+        "published_total": sent,
+        "broker_acked_total": taken,
+        "landed_total": landed,
+        "mosquitto_dropped": mosquitto_dropped(listener_id),
         "cpu_s_per_1000_events": {
             name: per_1000(after[name]["cpu_s"] - before[name]["cpu_s"]) for name in after
         },
@@ -102,7 +162,55 @@ def mqtt_throughput(
     }
 
 
-def publisher_command(topic: str, client_id: str, progress: Path, rate: float) -> list[str]:
+class Pacer(threading.Thread):
+    """Keeps the publisher at most ``backlog`` messages ahead of the points in InfluxDB: writes
+    "landed + backlog" into the publisher's allowance file every PACE_EVERY seconds."""
+
+    def __init__(self, db: str, path: Path, backlog: int) -> None:
+        super().__init__(name="mqtt-pacer", daemon=True)
+        self.db, self.path, self.backlog = db, path, backlog
+        self._stop_event = threading.Event()
+        self.allow(0)  # before the publisher starts: one backlog, nothing more
+
+    def run(self) -> None:
+        while not self._stop_event.wait(PACE_EVERY):
+            try:
+                landed = points_written(self.db)
+            except OSError:
+                continue  # InfluxDB slow or busy: the last allowance stands, which is safe
+            self.allow(landed)
+
+    def allow(self, landed: int) -> None:
+        # Replaced whole, so the publisher never reads a half-written number.
+        partial = self.path.with_name(self.path.name + ".partial")
+        partial.write_text(f"{landed + self.backlog}\n")
+        os.replace(partial, self.path)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout=70)  # one InfluxDB query at most (influx_query waits 60 s)
+
+
+def points_written(db: str) -> int:
+    """Points InfluxDB has written into ``db``: its own per-shard counter (``writePointsOk``),
+    which costs a millisecond or two. count_points scans every point, and that grows with them
+    (50-90 ms at 300,000 points: several times a second, a third of a core taken from the run).
+    A point written twice (a retried batch) counts twice, so after retries the publisher may run
+    ahead by that much more. Servers without ``SHOW STATS`` get count_points."""
+    result = influx_query("SHOW STATS FOR 'shard'")["results"][0]
+    if "error" in result:
+        return count_points(db)
+    return sum(
+        dict(zip(series["columns"], series["values"][0], strict=True))["writePointsOk"]
+        for series in result.get("series", [])
+        if series.get("tags", {}).get("database") == db
+    )
+
+
+def publisher_command(
+    topic: str, client_id: str, progress: Path, allowance: Path, rate: float
+) -> list[str]:
     return [
         PY,
         str(ROOT / "bench" / "mqtt_source.py"),
@@ -120,7 +228,26 @@ def publisher_command(topic: str, client_id: str, progress: Path, rate: float) -
         str(rate),
         "--progress",
         str(progress),
+        "--allowance",
+        str(allowance),
     ]
+
+
+def drain(stack: Stack, progress: Path, quiet: float = 5.0) -> tuple[int, int, int]:
+    """Stop the publisher (it waits for the broker's last acknowledgements and reports), then
+    wait until InfluxDB holds everything the broker took, or its count stops moving for
+    ``quiet`` seconds: (published, acknowledged by the broker, landed)."""
+    publisher = stack.children["publisher"]
+    os.killpg(publisher.pid, signal.SIGTERM)
+    publisher.wait(30)
+    sent, taken = (int(n) for n in progress.read_text().split())
+    landed, moved = count_points(stack.db), time.monotonic()
+    while landed < taken and time.monotonic() - moved < quiet:
+        time.sleep(0.5)
+        now = count_points(stack.db)
+        if now != landed:
+            landed, moved = now, time.monotonic()
+    return sent, taken, landed
 
 
 def published(progress: Path) -> int:
@@ -129,6 +256,16 @@ def published(progress: Path) -> int:
         return int(progress.read_text().split()[0])
     except (OSError, IndexError, ValueError):
         return 0  # not written yet, or caught mid-rewrite
+
+
+def mosquitto_dropped(client_id: str) -> bool | None:
+    """Whether Mosquitto logged dropping messages for this client id (it logs that once each
+    time it starts dropping for a client); None when its log cannot be read."""
+    try:
+        text = MOSQUITTO_LOG.read_text(errors="replace")
+    except OSError:
+        return None
+    return f"Outgoing messages are being dropped for client {client_id}." in text
 
 
 def mosquitto_cpu_s() -> float | None:
@@ -140,29 +277,80 @@ def mosquitto_cpu_s() -> float | None:
     return stats[pid]["cpu_s"] if pid in stats else None
 
 
+def open_session(client_id: str, topic: str) -> None:
+    """Make the listener's persistent session, subscription included, before anything is
+    published. Mosquitto gives a message to the subscriptions that exist when it arrives: a
+    publisher that starts before the listener has subscribed loses its first messages for good
+    (measured: 1,200 to 5,600 per run, which also shrank the backlog by as much, since they never
+    land). From here on Mosquitto keeps them for the listener's session."""
+    client = _session(client_id, expiry=60, clean_start=True)
+    subscribed = []
+    client.on_subscribe = lambda *args: subscribed.append(True)
+    client.subscribe(topic, qos=1)
+    _loop_until(client, lambda: bool(subscribed), "the subscription")
+    client.disconnect()
+
+
 def end_session(client_id: str) -> None:
     """Remove the listener's persistent session and whatever Mosquitto still queues for it:
     connecting with clean start and no session expiry ends the stored session."""
+    try:
+        _session(client_id, expiry=0, clean_start=True).disconnect()
+    except (OSError, RuntimeError) as exc:  # clean-up: the session expires in a minute anyway
+        print(f"mqtt_path: could not end the session {client_id}: {exc}", file=sys.stderr)
+
+
+def _session(client_id: str, expiry: int, clean_start: bool) -> mqtt.Client:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     properties = Properties(PacketTypes.CONNECT)
-    properties.SessionExpiryInterval = 0
-    client.connect(MQTT_HOST, MQTT_PORT, 10, clean_start=True, properties=properties)
-    deadline = time.monotonic() + 10
-    while not client.is_connected() and time.monotonic() < deadline:
-        client.loop(0.1)
-    client.disconnect()
+    properties.SessionExpiryInterval = expiry
+    client.connect(MQTT_HOST, MQTT_PORT, 10, clean_start=clean_start, properties=properties)
+    _loop_until(client, client.is_connected, "the connection")
+    return client
+
+
+def _loop_until(client: mqtt.Client, done, what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline or client.loop(0.1) != mqtt.MQTT_ERR_SUCCESS:
+            raise RuntimeError(f"Mosquitto at {MQTT_HOST}:{MQTT_PORT}: no {what}")
+
+
+def listener_connected(stack: Stack) -> bool:
+    """The listener's heartbeat says it is connected (it subscribes as it connects)."""
+    import psycopg
+
+    with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
+        row = conn.execute(
+            "SELECT connected FROM listeners_listenerheartbeat WHERE name = 'mqtt'"
+        ).fetchone()
+    return bool(row and row[0])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument("--rate", type=float, default=0, help="publisher rate; 0: flat out")
+    parser.add_argument(
+        "--rate", type=float, default=0, help="publisher rate; 0: as fast as the pipeline takes"
+    )
     parser.add_argument("--metrics-off", action="store_true")
+    parser.add_argument(
+        "--max-unacked", type=int, default=MAX_UNACKED, help="the listener's MQTT_MAX_UNACKED"
+    )
+    parser.add_argument(
+        "--backlog", type=int, default=BACKLOG, help="how far the publisher may run ahead"
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="ingestor-bench-mqtt-"))
     result = mqtt_throughput(
-        workdir, args.seconds, args.concurrency, not args.metrics_off, args.rate
+        workdir,
+        args.seconds,
+        args.concurrency,
+        not args.metrics_off,
+        args.rate,
+        args.max_unacked,
+        args.backlog,
     )
     print(json.dumps(result, indent=2))
 

@@ -1,5 +1,6 @@
 """The MQTT benchmark's source: publishes what HA's ``mqtt_eventstream`` publishes for
-``state_changed`` events, QoS 1, as fast as it can (or at ``--rate``), until SIGTERM.
+``state_changed`` events, QoS 1, as fast as it can (or at ``--rate``, or as far as
+``--allowance`` lets it), until SIGTERM.
 
     .venv/bin/python bench/mqtt_source.py --topic bench-x/eventstream --client-id bench-x-pub
 
@@ -12,12 +13,19 @@ point), which makes every published state change a point of its own.
 
 ``--progress FILE`` gets ``published acked`` rewritten twice a second, so the benchmark can
 tell the offered rate from the rate that reaches InfluxDB.
+
+``--allowance FILE`` closes the loop: the file holds the total number of messages the publisher
+may have sent so far (the benchmark writes "landed in InfluxDB + backlog" into it several times
+a second), so it never runs more than that backlog ahead of the pipeline. Flat out, an open-loop
+publisher offered twice what the pipeline took: Mosquitto dropped the rest once the listener's
+queue was full, and the publisher's CPU came out of the pipeline's two cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import json
 import os
 import random
@@ -43,6 +51,8 @@ WINDOW = 2000
 # Messages published per turn before the network loop reads acknowledgements.
 BURST = 200
 PROGRESS_EVERY = 0.5
+# How often the allowance file is read again: a fraction of the benchmark's rewrite interval.
+ALLOWANCE_EVERY = 0.02
 
 
 def templates(entities: int, count: int, seed: int) -> list[list[bytes]]:
@@ -97,9 +107,36 @@ def state_dict(
     }
 
 
+class Allowance:
+    """The total the publisher may have sent, read from a file another process rewrites (whole,
+    by rename); without a file, no limit."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.total = 0 if path else sys.maxsize
+        self.read_at = 0.0
+
+    def __call__(self) -> int:
+        now = time.monotonic()
+        if self.path and now - self.read_at >= ALLOWANCE_EVERY:
+            self.read_at = now
+            # Not written yet: the last total stays (0 at first).
+            with contextlib.suppress(OSError, ValueError):
+                self.total = int(self.path.read_text())
+        return self.total
+
+
 class Source:
-    def __init__(self, client: mqtt.Client, topic: str, payloads: list[list[bytes]], rate: float):
+    def __init__(
+        self,
+        client: mqtt.Client,
+        topic: str,
+        payloads: list[list[bytes]],
+        rate: float,
+        allowance: Allowance,
+    ):
         self.client, self.topic, self.payloads, self.rate = client, topic, payloads, rate
+        self.allowance = allowance
         self.published = self.acked = 0
         self.stopping = False
         self.stamps = IsoStamps()
@@ -117,8 +154,9 @@ class Source:
         self.published += 1
 
     def due(self, started: float) -> int:
-        """How many messages may go out now: the window, and the rate when one is set."""
-        room = WINDOW - (self.published - self.acked)
+        """How many messages may go out now: the window, the allowance, and the rate when one
+        is set."""
+        room = min(WINDOW - (self.published - self.acked), self.allowance() - self.published)
         if self.rate:
             room = min(room, int((time.monotonic() - started) * self.rate) - self.published)
         return max(0, min(room, BURST))
@@ -128,19 +166,29 @@ class Source:
         while not self.stopping:
             for _ in range(self.due(started)):
                 self.publish_one()
-            # Reads acknowledgements; waits a little only when there is nothing to send.
-            rc = self.client.loop(0 if self.due(started) else 0.005)
+            # Reads acknowledgements; waits a little only when there is nothing to send (at most
+            # until the allowance is read again).
+            rc = self.client.loop(0 if self.due(started) else ALLOWANCE_EVERY / 2)
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 raise SystemExit(f"mqtt_source: connection lost: {mqtt.error_string(rc)}")
             if progress and time.monotonic() - last_progress >= PROGRESS_EVERY:
                 last_progress = time.monotonic()
                 self.report(progress)
+        self.settle()
         if progress:
             self.report(progress)
 
+    def settle(self, timeout: float = 10) -> None:
+        """On the way out: wait (bounded) for the broker to acknowledge what was sent, so the
+        last report says how many messages the broker took."""
+        deadline = time.monotonic() + timeout
+        while self.acked < self.published and time.monotonic() < deadline:
+            if self.client.loop(0.05) != mqtt.MQTT_ERR_SUCCESS:
+                break
+
     def report(self, progress: Path) -> None:
         # Replaced whole, so a reader never sees a half-written file.
-        partial = progress.with_suffix(".partial")
+        partial = progress.with_name(progress.name + ".partial")
         partial.write_text(f"{self.published} {self.acked}\n")
         os.replace(partial, progress)
 
@@ -156,6 +204,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0, help="messages/s; 0: as fast as it can")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--progress", type=Path)
+    parser.add_argument(
+        "--allowance", type=Path, help="file holding how many messages may be sent in all"
+    )
     args = parser.parse_args()
     payloads = templates(args.entities, args.templates, args.seed)
     # A clean MQTT 3.1.1 session, as HA's MQTT integration uses by default: nothing of this
@@ -167,7 +218,7 @@ def main() -> None:
     while not client.is_connected():  # the CONNACK
         if client.loop(0.1) != mqtt.MQTT_ERR_SUCCESS or time.monotonic() > deadline:
             raise SystemExit(f"mqtt_source: no connection to {args.host}:{args.port}")
-    source = Source(client, args.topic, payloads, args.rate)
+    source = Source(client, args.topic, payloads, args.rate, Allowance(args.allowance))
     signal.signal(signal.SIGTERM, lambda *_: setattr(source, "stopping", True))
     signal.signal(signal.SIGINT, lambda *_: setattr(source, "stopping", True))
     source.run(args.progress)

@@ -17,7 +17,7 @@ At-least-once from the MQTT broker to the queue rests on three things:
 Redelivery is harmless when a message carries its own timestamp (see listeners/mqtt_formats.py):
 the same point is written again and overwrites itself.
 
-The loop lives here in small steps (``step``, ``handle_message``, ``housekeeping``,
+The loop lives here in small steps (``step``, ``read``, ``handle_message``, ``housekeeping``,
 ``send_acks``, ``close``) that tests call directly; the management command only wires it up.
 """
 
@@ -43,6 +43,7 @@ from listeners.backoff import Backoff
 from listeners.batching import Batch, Batcher
 from listeners.filters import EntityFilter
 from listeners.instrumentation import ListenerMetrics
+from listeners.mqtt_client import IngestClient
 from listeners.mqtt_formats import (
     SOURCE_MQTT,
     Assembled,
@@ -124,9 +125,9 @@ class MqttConfig:
         return self.protocol == "5"
 
 
-def make_client(config: MqttConfig) -> mqtt.Client:
+def make_client(config: MqttConfig) -> IngestClient:
     """A paho client set up for at-least-once: manual acks, persistent session. No I/O yet."""
-    client = mqtt.Client(
+    client = IngestClient(
         CallbackAPIVersion.VERSION2,
         client_id=config.client_id,
         clean_session=None if config.v5 else False,
@@ -235,6 +236,8 @@ class MqttListener:
     HOUSEKEEPING_EVERY = 0.02
     # Distinct topics whose subscription match is remembered.
     ROUTE_CACHE_SIZE = 100_000
+    # Packets read in one turn at most, on top of the time bound (HOUSEKEEPING_EVERY).
+    READ_BURST = 1000
 
     def __init__(
         self,
@@ -263,6 +266,7 @@ class MqttListener:
         self.link_up = False  # a socket exists (CONNACK may still be pending)
         self.connected = False  # the broker accepted us
         self.generation = 0  # one per accepted connection: packet ids are per connection
+        self.received = 0  # messages paho handed to on_message
         self.next_attempt = 0.0
         self._last_housekeeping = 0.0
         self._routes: dict[str, Subscription | None] = {}
@@ -301,9 +305,7 @@ class MqttListener:
         if not self.link_up:
             self._connect_when_due()
         elif self.batcher.has_room():
-            rc = self.client.loop(self.LOOP_TIMEOUT)
-            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                self._link_down(mqtt.error_string(rc))
+            self.read()
         else:
             # The Celery broker is far behind: stop reading, so TCP pushes back on the MQTT
             # broker, rather than hold unbounded memory. If this outlasts the keepalive the
@@ -311,6 +313,25 @@ class MqttListener:
             self.sleep(self.LOOP_TIMEOUT)
         if self.clock() - self._last_housekeeping >= self.HOUSEKEEPING_EVERY:
             self.housekeeping()
+
+    def read(self) -> None:
+        """Wait (bounded) for packets and handle them. paho's ``loop`` handles one packet per
+        call, each behind a select(); while messages keep coming, ``loop_read`` takes the next
+        ones without it, until housekeeping is due (or READ_BURST packets, or the batcher is
+        full). Writes, keepalive pings and timeouts stay with ``loop``, once per turn."""
+        received = self.received
+        rc = self.client.loop(self.LOOP_TIMEOUT)
+        for _ in range(self.READ_BURST):
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self.received == received:
+                break  # no message in the last packet: nothing more waiting, or not a PUBLISH
+            if self.stopping or not (self.link_up and self.batcher.has_room()):
+                break
+            if self.clock() - self._last_housekeeping >= self.HOUSEKEEPING_EVERY:
+                break
+            received = self.received
+            rc = self.client.loop_read()
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._link_down(mqtt.error_string(rc))
 
     def close(self, timeout: float) -> bool:
         """Hand over everything held, wait (bounded) for the broker to confirm it, acknowledge
@@ -432,6 +453,7 @@ class MqttListener:
         self._link_down(f"disconnected: {reason_code}")
 
     def on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        self.received += 1
         self.handle_message(message)
 
     # --- messages ------------------------------------------------------------------------
@@ -612,14 +634,21 @@ class MqttListener:
         """PUBACK, in receive order, every message whose events the broker confirmed. A message
         received on an earlier connection is not acked: packet ids belong to one connection
         (the broker redelivers it, and it overwrites its own point)."""
-        sent = 0
-        for record in self.tracker.releasable():
-            if record.qos and self.connected and record.generation == self.generation:
+        records = [
+            record
+            for record in self.tracker.releasable()
+            if record.qos and self.connected and record.generation == self.generation
+        ]
+        # We subscribe at QoS 1 and a broker never delivers above it, so these are PUBACKs:
+        # one write for all of them, in this order.
+        if isinstance(self.client, IngestClient) and all(r.qos == 1 for r in records):
+            self.client.ack_many([record.mid for record in records])
+        else:
+            for record in records:
                 self.client.ack(record.mid, record.qos)
-                sent += 1
-        self.stats["acked"] += sent
+        self.stats["acked"] += len(records)
         metric_catalogue.MQTT_UNACKED.set(self.tracker.unacked)
-        return sent
+        return len(records)
 
     def status(self) -> tuple[bool, dict[str, Any]]:
         return self.connected, {**self.stats, "unacked": self.tracker.unacked}

@@ -26,11 +26,13 @@ import pytest
 from paho.mqtt.client import ConnectFlags
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from listeners.batching import Batcher, PublisherThread
 from listeners.filters import EntityFilter
 from listeners.mqtt import MqttConfig, MqttListener, broker_from_url
+from listeners.mqtt_client import PAHO_VERSION, SHORTCUTS, IngestClient
 from listeners.mqtt_formats import parse_subscriptions
 from tests.helpers import ROOT, TEST_INFLUX_URL, migrate, service_env, wait_until
 
@@ -40,13 +42,18 @@ SUBSCRIPTIONS = "t/ss/#=statestream,t/ev=eventstream,t/z/+=json,t/v/#=value"
 
 # --- the listener's steps, against a fake client ----------------------------------------------
 class FakeClient:
-    """The few paho calls the listener makes, recorded."""
+    """The few paho calls the listener makes, recorded. ``incoming`` messages are handed to
+    ``on_message`` one per ``loop``/``loop_read`` call, as paho does."""
 
     def __init__(self) -> None:
         self.acks: list[int] = []
         self.subscribed: list[list] = []
         self.reconnect_error: OSError | None = None
         self.disconnected = False
+        self.incoming: list[mqtt.MQTTMessage] = []
+        self.reads = 0
+        self.on_message = None
+        self.on_read = lambda: None
 
     def ack(self, mid: int, qos: int) -> MQTTErrorCode:
         self.acks.append(mid)
@@ -62,6 +69,13 @@ class FakeClient:
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def loop(self, timeout: float) -> MQTTErrorCode:
+        return self.loop_read()
+
+    def loop_read(self) -> MQTTErrorCode:
+        self.reads += 1
+        self.on_read()
+        if self.incoming:
+            self.on_message(self, None, self.incoming.pop(0))
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def disconnect(self) -> MQTTErrorCode:
@@ -251,6 +265,35 @@ def test_messages_read_after_a_stop_request_are_never_taken():
     assert (listener.batcher.buffer, len(listener.tracker)) == ([], 0)
 
 
+def test_a_turn_reads_on_while_messages_keep_coming():
+    listener, client, _ = make_listener()
+    client.incoming = [json_message(mid) for mid in range(1, 6)]
+    listener.housekeeping()
+    listener.step()
+    assert (listener.received, listener.stats["events"]) == (5, 5)
+    assert client.reads == 6, "one loop, then loop_read until a read brings no message"
+
+
+def test_a_turn_stops_reading_when_housekeeping_is_due():
+    listener, client, clock = make_listener()
+    client.incoming = [json_message(mid) for mid in range(1, 6)]
+    client.on_read = lambda: setattr(clock, "now", clock.now + 0.008)
+    listener.housekeeping()
+    listener.step()
+    assert listener.received == 3, "0.024 s after the last housekeeping: its turn"
+    assert listener.tracker.unacked == 3
+
+
+def test_a_turn_stops_reading_when_the_batcher_is_full():
+    listener, client, _ = make_listener()
+    listener.batcher.max_pending = 1
+    listener.batcher.size = 2
+    client.incoming = [json_message(mid) for mid in range(1, 6)]
+    listener.housekeeping()
+    listener.step()
+    assert listener.received == 2, "a sealed batch waits: no room for more"
+
+
 def test_half_the_window_unacknowledged_seals_the_batch_early():
     listener, _, _ = make_listener(max_unacked=4)
     listener.handle_message(json_message(1))
@@ -406,6 +449,122 @@ class Publisher:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def test_the_client_shortcuts_are_written_for_the_pinned_paho():
+    pinned = (ROOT / "requirements" / "base.txt").read_text()
+    assert f"paho-mqtt=={PAHO_VERSION}\n" in pinned, (
+        "paho-mqtt was upgraded: read listeners/mqtt_client.py against the new version's "
+        "Client._handle_publish and Client._packet_queue, then update PAHO_VERSION"
+    )
+    assert SHORTCUTS
+
+
+class Subscriber:
+    """A client of ``kind`` reading one topic on the machine's Mosquitto (MQTT 5), recording the
+    messages it gets, acknowledging by hand."""
+
+    def __init__(self, kind: type[mqtt.Client], topic: str, qos: int, client_id: str) -> None:
+        self.client = kind(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True
+        )
+        self.messages: list[mqtt.MQTTMessage] = []
+        self.client.on_message = lambda client, userdata, message: self.messages.append(message)
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 60
+        properties.ReceiveMaximum = 1000  # Mosquitto's default would stop at 20 unacknowledged
+        self.client.connect("127.0.0.1", 1883, clean_start=False, properties=properties)
+        self.client.subscribe(topic, qos)
+        self.turn(lambda: self.client.is_connected(), "the subscription")
+
+    def turn(self, predicate, what: str, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            assert self.client.loop(0.05) == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def close(self, end_session: bool = False) -> None:
+        properties = Properties(PacketTypes.DISCONNECT)
+        properties.SessionExpiryInterval = 0 if end_session else 60
+        self.client.disconnect(properties=properties)
+
+
+def seen(message: mqtt.MQTTMessage) -> tuple:
+    return (
+        message.topic,
+        message.payload,
+        message.qos,
+        message.retain,
+        bool(message.mid),
+        message.properties.json(),
+    )
+
+
+def test_the_ingest_client_reads_every_kind_of_publish_as_paho_does():
+    topic = f"test-{uuid.uuid4().hex[:10]}/ingest-client"
+    expiring = Properties(PacketTypes.PUBLISH)
+    expiring.MessageExpiryInterval = 3600
+    described = Properties(PacketTypes.PUBLISH)
+    described.ContentType = "application/json"
+    described.UserProperty = [("a", "1"), ("b", "2")]
+    sends = [
+        (b'{"plain": 1}', 1, None),
+        (b"", 1, None),
+        (b"x" * 70_000, 1, None),  # a four-byte remaining length
+        (b"qos 0", 0, None),
+        (b"qos 2, delivered at 2", 2, None),
+        ("text ✓".encode(), 1, described),
+        (b"expires", 1, expiring),
+    ]
+    subscribers = [
+        Subscriber(kind, topic, 2, f"{topic.replace('/', '-')}-{kind.__name__}")
+        for kind in (mqtt.Client, IngestClient)
+    ]
+    publisher = Publisher()
+    try:
+        for payload, qos, properties in sends:
+            publisher.sent.append(publisher.client.publish(topic, payload, qos, False, properties))
+        publisher.wait_all_acknowledged(10)
+        for subscriber in subscribers:
+            subscriber.turn(lambda s=subscriber: len(s.messages) == len(sends), "every message")
+    finally:
+        publisher.close()
+        for subscriber in subscribers:
+            subscriber.close(end_session=True)
+    by_paho, by_ours = ([seen(m) for m in s.messages] for s in subscribers)
+    assert by_ours == by_paho  # QoS 2 comes last: on_message runs once PUBREL arrives
+    ours = {message[1]: message for message in by_ours}
+    assert sorted(ours) == sorted(payload for payload, _, _ in sends)
+    assert ours["text ✓".encode()][5] == {
+        "ContentType": "application/json",
+        "UserProperty": [("a", "1"), ("b", "2")],
+    }
+    assert ours[b"expires"][5]["MessageExpiryInterval"] > 3500
+
+
+def test_acks_sent_together_are_all_taken_by_the_broker_in_order():
+    topic = f"test-{uuid.uuid4().hex[:10]}/ingest-acks"
+    client_id = topic.replace("/", "-")
+    publisher = Publisher()
+    subscriber = Subscriber(IngestClient, topic, 1, client_id)
+    try:
+        for n in range(300):
+            publisher.send(topic, f"{n}")
+        publisher.wait_all_acknowledged(10)
+        subscriber.turn(lambda: len(subscriber.messages) == 300, "300 messages")
+        subscriber.client.ack_many([m.mid for m in subscriber.messages[:200]])
+        subscriber.close()
+        # The same session again: only the 100 messages never acknowledged come back.
+        again = Subscriber(IngestClient, topic, 1, client_id)
+        again.turn(lambda: len(again.messages) >= 100, "the unacknowledged messages")
+        time.sleep(0.5)
+        again.client.loop(0.1)
+        assert [m.payload.decode() for m in again.messages] == [f"{n}" for n in range(200, 300)]
+        assert all(m.dup for m in again.messages)
+        again.client.ack_many([m.mid for m in again.messages])
+        again.close(end_session=True)
+    finally:
+        publisher.close()
 
 
 class PrivateMosquitto:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 
 import pytest
 
@@ -187,6 +189,38 @@ def test_other_events_use_time_fired_when_present_else_the_receive_time():
     assert (fired["event_type"], fired["data"], fired["time"]) == ("call_service", data, STAMP_NS)
     plain = parse_eventstream(eventstream("call_service", data), RECEIVED_NS)
     assert plain["time"] == RECEIVED_NS // 1000 * 1000  # microseconds, as HA's own stamps
+
+
+def test_a_state_change_without_last_updated_takes_the_receive_time():
+    new_state = {"entity_id": "light.desk", "state": "on", "attributes": {}}
+    data = {"entity_id": "light.desk", "new_state": new_state}
+    event = parse_eventstream(eventstream("state_changed", data), RECEIVED_NS)
+    assert event["time"] == RECEIVED_NS // 1000 * 1000
+
+
+def test_what_orjson_refuses_is_still_read_as_the_json_module_reads_it():
+    # HA's encoder writes non-finite floats as NaN/Infinity; the schema drops them later.
+    payload = (
+        b'{"event_type": "state_changed", "event_data": {"new_state": {"entity_id": "sensor.t",'
+        b' "state": "1", "attributes": {"low": NaN, "high": Infinity, "odd": "\\ud800"},'
+        b' "last_updated": "2026-01-02T03:04:05.123456+00:00"}}}'
+    )
+    attributes = parse_eventstream(payload, RECEIVED_NS)["attributes"]
+    assert math.isnan(attributes["low"]) and attributes["high"] == math.inf
+    assert attributes["odd"] == "\ud800"
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        (b"\xff{}", "payload is not UTF-8 text (binary?)"),
+        (b"{", "payload is not JSON: Expecting property name enclosed in double quotes"),
+        (b"[" * 100_000, "payload JSON is nested too deeply"),
+    ],
+)
+def test_bad_json_is_refused_with_the_json_module_s_reason(payload, error):
+    with pytest.raises(PayloadError, match=re.escape(error)):
+        parse_eventstream(payload, RECEIVED_NS)
 
 
 def test_an_eventstream_removal_is_nothing_to_store():

@@ -1,0 +1,95 @@
+"""paho's MQTT client with two shortcuts on the MQTT listener's hot path.
+
+Profiles of ``listen_mqtt`` reading HA's eventstream flat out (paho-mqtt 2.1.0) put, per message:
+
+- 11-19 % of the listener's CPU in the MQTT 5 ``Properties`` object paho builds and parses for
+  every PUBLISH, also for one without properties (all of HA's: its MQTT integration publishes
+  with MQTT 3.1.1, and Mosquitto adds none). paho has no option to skip it. Here a PUBLISH whose
+  property length is zero gets one shared, empty ``Properties`` instead; any other PUBLISH
+  (properties present, QoS 2, MQTT 3.1.1, paho logging on) goes through paho's own code.
+- 8-12 % in PUBACKs: ``Client.ack`` queues each one as a packet of its own, wakes the loop
+  through a socket pair and writes it at once, two system calls and a few dictionaries per
+  message. :meth:`IngestClient.ack_many` queues the PUBACKs the listener releases together as
+  one write, in the same order, with the same bytes.
+
+Both replace private parts of paho, read in the pinned version (requirements/base.txt). With any
+other version :data:`SHORTCUTS` is False and the client is exactly paho's (a test fails too, so
+whoever upgrades paho reads them again).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+import paho.mqtt
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+PAHO_VERSION = "2.1.0"
+SHORTCUTS = paho.mqtt.__version__ == PAHO_VERSION
+
+# PUBACK as paho writes it for MQTT 3.1.1 and 5 alike: type, remaining length 2, packet id (no
+# reason code and no properties: "success", MQTT 5 §3.4.2.1).
+_PUBACK = struct.Struct("!BBH")
+# What every PUBLISH without properties gets as ``message.properties``: shared, so never to be
+# written to (the listener does not read it at all).
+NO_PROPERTIES = Properties(PacketTypes.PUBLISH)
+
+
+class IngestClient(mqtt.Client):
+    def ack_many(self, mids: Sequence[int]) -> MQTTErrorCode:
+        """PUBACK (QoS 1) every packet id in ``mids``, in this order, as one write."""
+        if not (self._manual_ack and mids):
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        if not SHORTCUTS:
+            for mid in mids:
+                self.ack(mid, 1)
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        packet = b"".join([_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids])
+        # One out-packet holding them all: paho writes it (in parts if the socket is full)
+        # and, for a PUBACK, does nothing else once it is written.
+        return self._packet_queue(mqtt.PUBACK, packet, mids[-1], 1)
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        """paho's ``_handle_publish`` for an MQTT 5 PUBLISH at QoS 0 or 1 without properties;
+        paho's own for everything else."""
+        message = None
+        if SHORTCUTS and self._protocol == mqtt.MQTTv5 and not self._logging():
+            message = _without_properties(self._in_packet["command"], self._in_packet["packet"])
+        if message is None:
+            return super()._handle_publish()
+        message.timestamp = mqtt.time_func()
+        self._handle_on_message(message)
+        if message.qos and not self._manual_ack:
+            return self._send_puback(message.mid)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _logging(self) -> bool:
+        # paho logs every PUBLISH (with its properties) when logging is on: keep its path then.
+        return self._logger is not None or self.on_log is not None
+
+
+def _without_properties(header: int, packet: bytearray) -> mqtt.MQTTMessage | None:
+    """The message of an MQTT 5 PUBLISH packet (after the fixed header) at QoS 0 or 1 whose
+    property length is zero; None for any other (QoS 2, properties present, no topic, which
+    needs a topic alias, or a packet too short: paho's code decides)."""
+    qos = (header & 0x06) >> 1
+    if qos == 2 or len(packet) < 2:
+        return None
+    topic_end = 2 + (packet[0] << 8 | packet[1])
+    properties_at = topic_end + (2 if qos else 0)
+    if topic_end == 2 or len(packet) <= properties_at or packet[properties_at]:
+        return None
+    message = mqtt.MQTTMessage()
+    message.dup = (header & 0x08) != 0
+    message.qos = qos
+    message.retain = (header & 0x01) != 0
+    message.topic = bytes(packet[2:topic_end])  # bytes, as paho gives them
+    if qos:
+        message.mid = packet[topic_end] << 8 | packet[topic_end + 1]
+    message.properties = NO_PROPERTIES
+    message.payload = bytes(packet[properties_at + 1 :])
+    return message
