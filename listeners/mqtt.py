@@ -634,21 +634,14 @@ class MqttListener:
         """PUBACK, in receive order, every message whose events the broker confirmed. A message
         received on an earlier connection is not acked: packet ids belong to one connection
         (the broker redelivers it, and it overwrites its own point)."""
-        records = [
-            record
-            for record in self.tracker.releasable()
-            if record.qos and self.connected and record.generation == self.generation
-        ]
-        # We subscribe at QoS 1 and a broker never delivers above it, so these are PUBACKs:
-        # one write for all of them, in this order.
-        if isinstance(self.client, IngestClient) and all(r.qos == 1 for r in records):
-            self.client.ack_many([record.mid for record in records])
-        else:
-            for record in records:
+        sent = 0
+        for record in self.tracker.releasable():
+            if record.qos and self.connected and record.generation == self.generation:
                 self.client.ack(record.mid, record.qos)
-        self.stats["acked"] += len(records)
+                sent += 1
+        self.stats["acked"] += sent
         metric_catalogue.MQTT_UNACKED.set(self.tracker.unacked)
-        return len(records)
+        return sent
 
     def status(self) -> tuple[bool, dict[str, Any]]:
         return self.connected, {**self.stats, "unacked": self.tracker.unacked}

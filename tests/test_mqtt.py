@@ -542,31 +542,6 @@ def test_the_ingest_client_reads_every_kind_of_publish_as_paho_does():
     assert ours[b"expires"][5]["MessageExpiryInterval"] > 3500
 
 
-def test_acks_sent_together_are_all_taken_by_the_broker_in_order():
-    topic = f"test-{uuid.uuid4().hex[:10]}/ingest-acks"
-    client_id = topic.replace("/", "-")
-    publisher = Publisher()
-    subscriber = Subscriber(IngestClient, topic, 1, client_id)
-    try:
-        for n in range(300):
-            publisher.send(topic, f"{n}")
-        publisher.wait_all_acknowledged(10)
-        subscriber.turn(lambda: len(subscriber.messages) == 300, "300 messages")
-        subscriber.client.ack_many([m.mid for m in subscriber.messages[:200]])
-        subscriber.close()
-        # The same session again: only the 100 messages never acknowledged come back.
-        again = Subscriber(IngestClient, topic, 1, client_id)
-        again.turn(lambda: len(again.messages) >= 100, "the unacknowledged messages")
-        time.sleep(0.5)
-        again.client.loop(0.1)
-        assert [m.payload.decode() for m in again.messages] == [f"{n}" for n in range(200, 300)]
-        assert all(m.dup for m in again.messages)
-        again.client.ack_many([m.mid for m in again.messages])
-        again.close(end_session=True)
-    finally:
-        publisher.close()
-
-
 class PrivateMosquitto:
     """A Mosquitto of the test's own (port, persistent data directory), stopped by pid."""
 
