@@ -233,12 +233,15 @@ def _ignored(entity_config: Mapping[str, Any], options: SchemaOptions) -> set[st
 def state_fields_and_tags(event: Mapping[str, Any], options: SchemaOptions):
     """(measurement, tags, fields) of a state change, or None when HA would skip it."""
     state, entity_id = event["state"], event["entity_id"]
-    domain, _, object_id = entity_id.partition(".")
-    tags = {"domain": domain, "entity_id": object_id}
     if state in UNAVAILABLE_STATES or state == "":
         if not (options.write_unavailable and state):
             return None
-        return entity_id, {**tags, **options.tags}, {"state": state}
+        domain, _, object_id = entity_id.partition(".")
+        return (
+            entity_id,
+            {"domain": domain, "entity_id": object_id, **options.tags},
+            {"state": state},
+        )
     attributes = event.get("attributes") or {}
     measurement, tags, attribute_fields = _series_parts(entity_id, attributes, options)
     return measurement, tags, {**_state_fields(state), **attribute_fields}
@@ -319,14 +322,7 @@ def _series(entity_id: str, attributes: Mapping[str, Any], options: SchemaOption
             f"written to {entity_id!r} instead"
         )
         measurement = entity_id
-    try:
-        head = series_key(measurement, tags, head_problems)
-    except Unrepresentable as exc:
-        if exc.what != "measurement":
-            raise
-        head_problems.append(f"{exc}; written to measurement {entity_id!r} instead")
-        measurement = entity_id
-        head = series_key(measurement, tags, head_problems)
+    measurement, head = _series_head(measurement, tags, entity_id, head_problems)
     capped = tuple((k, v) for k, v in tags.items() if k not in UNCAPPED_TAGS)
     series = _Series(
         measurement,
@@ -408,14 +404,22 @@ def _build(
     formatted = field_set(fields, problems)
     if not formatted:
         return None
+    _, head = _series_head(measurement, tags, fallback, problems)
+    return f"{head} {','.join(formatted)} {time}"
+
+
+def _series_head(
+    measurement: str, tags: Mapping[str, str], fallback: str, problems: list[str]
+) -> tuple[str, str]:
+    """(measurement, measurement and tags as line protocol); a measurement InfluxDB cannot store
+    falls back to ``fallback``, and says so."""
     try:
-        head = series_key(measurement, tags, problems)
+        return measurement, series_key(measurement, tags, problems)
     except Unrepresentable as exc:
         if exc.what != "measurement":
             raise
         problems.append(f"{exc}; written to measurement {fallback!r} instead")
-        head = series_key(fallback, tags, problems)
-    return f"{head} {','.join(formatted)} {time}"
+        return fallback, series_key(fallback, tags, problems)
 
 
 def convert(

@@ -133,6 +133,11 @@ class Processes:
         ]
         return self.start(name, args, env)
 
+    def web(self, name: str, env: dict[str, str], port: int, *extra: str) -> subprocess.Popen:
+        """gunicorn as the Procfile runs it (two sync workers), on 127.0.0.1:port."""
+        args = [sys.executable, "-m", "gunicorn", "ingestor_project.wsgi"]
+        return self.start(name, [*args, "-b", f"127.0.0.1:{port}", "-w", "2", *extra], env)
+
     def log(self, name: str) -> str:
         path = self.log_dir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""

@@ -32,22 +32,7 @@ def test_every_process_type_stops_gracefully_mid_stream_and_nothing_is_lost(
     try:
         env = env_for(simulator)
         web_port = free_port()
-        web = processes.start(
-            "web",
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "ingestor_project.wsgi",
-                "-b",
-                f"127.0.0.1:{web_port}",
-                "-w",
-                "2",
-                "--graceful-timeout",
-                "20",
-            ],
-            env,
-        )
+        web = processes.web("web", env, web_port, "--graceful-timeout", "20")
         beat = processes.start(
             "beat",
             [

@@ -6,7 +6,6 @@ import json
 import re
 import signal
 import socket
-import sys
 import threading
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
@@ -23,6 +22,7 @@ from ingestor_project.metrics import exposition
 from listeners.heartbeat import beat
 from listeners.models import ListenerHeartbeat
 from listeners.simulator import SimulatorThread
+from tests.conftest import SIMULATOR_TOKEN
 from tests.helpers import TEST_INFLUX_URL, migrate, service_env, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -158,13 +158,11 @@ def sample(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def test_counters_of_a_known_stream_equal_what_influxdb_holds(
-    influx, ingest_queue, postgres_url, processes, tmp_path
-):
+def test_counters_of_a_known_stream_equal_what_influxdb_holds(influx, env_for, processes, tmp_path):
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     simulator = SimulatorThread(
-        token="metrics-test-token-01234",
+        token=SIMULATOR_TOKEN,
         entities=30,
         rate=1500,
         events=3000,
@@ -172,20 +170,7 @@ def test_counters_of_a_known_stream_equal_what_influxdb_holds(
         seed=7,
     ).start()
     try:
-        env = service_env(
-            DATABASE_URL=postgres_url,
-            CELERY_INGEST_QUEUE=ingest_queue,
-            CELERY_MAINTENANCE_QUEUE=ingest_queue + "-m",
-            DATA_DIR=str(tmp_path),
-            INFLUX_URL=TEST_INFLUX_URL,
-            INFLUX_DATABASE=influx.database,
-            HA_URL=simulator.url,
-            HA_TOKEN="metrics-test-token-01234",
-            HA_EVENT_TYPES="*",
-            PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
-            INGEST_FLUSH_INTERVAL="0.2",
-        )
-        migrate(env)
+        env = env_for(simulator, HA_EVENT_TYPES="*", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
         processes.worker("worker", env)
         listener = processes.manage("listener", ["listen_homeassistant"], env)
         simulator.wait_until_done(60)
@@ -355,20 +340,7 @@ def test_gunicorn_sync_workers_refresh_readiness_and_keep_no_connection(
     )
     migrate(env)
     port = free_port()
-    web = processes.start(
-        "web",
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "ingestor_project.wsgi",
-            "-b",
-            f"127.0.0.1:{port}",
-            "-w",
-            "2",
-        ],
-        env,
-    )
+    web = processes.web("web", env, port)
 
     def ready() -> tuple[int, dict] | None:
         try:
