@@ -40,7 +40,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from listeners.simulator import IsoStamps, Ulids, make_entities  # noqa: E402
+from hasim.simulator import IsoStamps, Ulids, make_entities  # noqa: E402
 
 STAMP = "@@STAMP@@"
 # Messages published and not yet acknowledged by the broker. The loop keeps to this window

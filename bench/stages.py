@@ -32,7 +32,7 @@ def cpu() -> float:
 
 
 def simulator_frames(events: int) -> tuple[list[bytes], float]:
-    from listeners.simulator import Connection, HomeAssistantSimulator
+    from hasim.simulator import Connection, HomeAssistantSimulator
 
     sim = HomeAssistantSimulator(entities=200, rate=1, max_recorded=0, compression=False)
     conn = Connection(ws=None)  # type: ignore[arg-type] - frames are taken, never sent
@@ -51,9 +51,9 @@ def simulator_frames(events: int) -> tuple[list[bytes], float]:
 def listener_bodies(frames: list[bytes], serializer: str) -> tuple[list[bytes], int, float]:
     from kombu.serialization import dumps
 
-    from ingestor_project.serialization import pack_events
+    from events.codec import pack_events
     from listeners.batching import Batcher
-    from listeners.homeassistant import HomeAssistantListener
+    from listeners.homeassistant.client import HomeAssistantListener
 
     bodies: list[bytes] = []
 
@@ -83,7 +83,7 @@ def worker_lines(
 ) -> tuple[int, float]:
     from kombu.serialization import loads
 
-    from ingestor_project.serialization import unpack_events
+    from events.codec import unpack_events
     from tasks.ingest import events_to_lines
     from tasks.schema_config import schema_options_from_env
 
@@ -135,7 +135,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from ingestor_project.serialization import CONTENT_TYPE, register_orjson
+    from events.codec import CONTENT_TYPE, register_orjson
 
     register_orjson()
     from django.conf import settings

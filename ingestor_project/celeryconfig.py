@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from kombu import Exchange, Queue
 
-from ingestor_project.serialization import ORJSON, register_orjson
+from events.codec import ORJSON, register_orjson
 
 
 def transport_options(broker_url: str) -> dict:

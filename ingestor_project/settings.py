@@ -24,7 +24,7 @@ from ingestor_project.env import (
     env_str,
 )
 from ingestor_project.logging import file_handler, logging_config, register_secrets
-from listeners.ha_url import websocket_url
+from listeners.homeassistant.url import websocket_url
 from tasks.schema_config import schema_options_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "ingestor_project",
     "listeners",
     "tasks",
+    # The simulator's command (`manage.py simulate_homeassistant`): the demo and test stand-in.
+    "hasim",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

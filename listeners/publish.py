@@ -7,7 +7,7 @@ import time
 import structlog
 from celery import Celery
 
-from ingestor_project.serialization import ORJSON, pack_events
+from events.codec import ORJSON, pack_events
 from listeners.batching import Batch
 
 log = structlog.get_logger(__name__)

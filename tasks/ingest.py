@@ -9,8 +9,8 @@ import structlog
 from django.conf import settings
 from django.db import DatabaseError
 
+from events.contract import UNPARSEABLE
 from ingestor_project import metrics
-from listeners.normalise import UNPARSEABLE
 from tasks import deadletters
 from tasks.cardinality import TagCardinalityGuard
 from tasks.errors import RejectedWriteError, TooLargeWriteError

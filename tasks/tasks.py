@@ -15,9 +15,9 @@ from celery.signals import worker_init, worker_process_init, worker_process_shut
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
+from events.codec import unpack_events
 from ingestor_project import metrics
 from ingestor_project.gc_tuning import tune_gc
-from ingestor_project.serialization import unpack_events
 from tasks import deadletters, ingest
 from tasks.breaker import CircuitBreaker
 from tasks.errors import AuthWriteError, ThrottledWriteError, TransientWriteError

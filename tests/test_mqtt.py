@@ -31,9 +31,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from listeners.batching import Batcher, PublisherThread
 from listeners.filters import EntityFilter
-from listeners.mqtt import MqttConfig, MqttListener, broker_from_url
-from listeners.mqtt_client import PAHO_VERSION, SHORTCUTS, IngestClient
-from listeners.mqtt_formats import parse_subscriptions
+from listeners.mqtt.client import PAHO_VERSION, SHORTCUTS, IngestClient
+from listeners.mqtt.formats import parse_subscriptions
+from listeners.mqtt.listener import MqttConfig, MqttListener, broker_from_url
 from tests.helpers import ROOT, TEST_INFLUX_URL, migrate, service_env, wait_until
 
 STAMP = "2026-01-02T03:04:05.000001+00:00"

@@ -17,11 +17,11 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from hasim.simulator import SimulatorThread
 from ingestor_project import health
 from ingestor_project.metrics import exposition
 from listeners.heartbeat import beat
 from listeners.models import ListenerHeartbeat
-from listeners.simulator import SimulatorThread
 from tests.conftest import SIMULATOR_TOKEN
 from tests.helpers import TEST_INFLUX_URL, migrate, service_env, wait_until
 

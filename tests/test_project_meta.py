@@ -28,7 +28,7 @@ def test_every_setting_is_listed_in_env_example():
 def test_every_management_command_has_a_test():
     commands = {
         path.stem
-        for app in ("listeners", "tasks", "ingestor_project")
+        for app in ("listeners", "tasks", "ingestor_project", "hasim")
         for path in (ROOT / app / "management" / "commands").glob("*.py")
         if not path.name.startswith("_")
     }

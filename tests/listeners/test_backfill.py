@@ -9,12 +9,13 @@ import time
 
 import pytest
 
-from listeners.backfill import BackfillPolicy, history_command, history_events, seconds_to_ns
+from events.times import seconds_to_ns
+from hasim.simulator import HomeAssistantSimulator
 from listeners.batching import Batch, Batcher, PublisherThread
-from listeners.cursor import HighWaterMark
-from listeners.homeassistant import HomeAssistantListener
-from listeners.normalise import iso_to_ns
-from listeners.simulator import HomeAssistantSimulator
+from listeners.homeassistant.backfill import BackfillPolicy, history_command, history_events
+from listeners.homeassistant.client import HomeAssistantListener
+from listeners.homeassistant.cursor import HighWaterMark
+from listeners.homeassistant.normalise import iso_to_ns
 
 
 def test_history_seconds_round_trip_to_the_exact_live_timestamp():

@@ -1,6 +1,6 @@
 import pytest
 
-from listeners.ha_url import websocket_url
+from listeners.homeassistant.url import websocket_url
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from hasim.simulator import HomeAssistantSimulator
 from listeners.backoff import Backoff
 from listeners.batching import Batch, Batcher
-from listeners.homeassistant import AuthFailed, HomeAssistantListener
-from listeners.simulator import HomeAssistantSimulator
+from listeners.homeassistant.client import AuthFailed, HomeAssistantListener
 
 TOKEN = "listener-test-token-0123456789"
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from listeners.mqtt_formats import (
+from listeners.mqtt.formats import (
     JSON_NO_STATE,
     JsonOptions,
     PayloadError,
@@ -319,7 +319,7 @@ def test_values_of_the_wrong_shape_are_refused(payload):
 
 
 def test_a_stall_past_the_settle_window_costs_one_point_not_every_later_pairing():
-    from listeners.mqtt_formats import StatestreamAssembler, StatestreamPart
+    from listeners.mqtt.formats import StatestreamAssembler, StatestreamPart
 
     assembler = StatestreamAssembler(settle=0.5)
     events = []

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from listeners.normalise import NormaliseError, iso_to_ns, normalise_event
+from listeners.homeassistant.normalise import NormaliseError, iso_to_ns, normalise_event
 
 
 def state_changed(state="21.5", attributes=None, **new_state_extra):

@@ -1,4 +1,4 @@
-"""A batch travels as one JSON text (ingestor_project.serialization.pack_events); the task
+"""A batch travels as one JSON text (events.codec.pack_events); the task
 unpacks it, or keeps what cannot be unpacked as a dead letter."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ingestor_project.serialization import pack_events, unpack_events
+from events.codec import pack_events, unpack_events
 from tasks import tasks
 from tasks.models import Category, FailedWrite
 

@@ -115,7 +115,7 @@ def test_raw_source_messages_are_kept_but_not_replayable():
 
 
 def test_unparseable_markers_from_a_listener_become_dead_letters(influx, writer):
-    from listeners.normalise import unparseable_event
+    from events.contract import unparseable_event
 
     marker = unparseable_event("homeassistant", b"{broken", "not JSON", "ws://ha/api/websocket")
     assert ingest.write_batch([sensor(1), marker], writer=writer) == 1
@@ -128,7 +128,7 @@ def test_unparseable_markers_from_a_listener_become_dead_letters(influx, writer)
 
 
 def test_a_nul_byte_in_a_poison_payload_is_kept_visible_and_good_events_written(influx, writer):
-    from listeners.normalise import unparseable_event
+    from events.contract import unparseable_event
 
     marker = unparseable_event("mqtt", b"\x00\x01binary", "not JSON", "zigbee2mqtt/plug")
     assert ingest.write_batch([sensor(1), marker], writer=writer) == 1

@@ -12,13 +12,13 @@ import structlog
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from ingestor_project.serialization import ORJSON
-from listeners.backfill import BackfillPolicy
+from events.codec import ORJSON
+from events.contract import SOURCE_HOMEASSISTANT
 from listeners.batching import Batcher
-from listeners.cursor import HighWaterMark
 from listeners.filters import EntityFilter
-from listeners.homeassistant import HomeAssistantListener
-from listeners.normalise import SOURCE_HOMEASSISTANT
+from listeners.homeassistant.backfill import BackfillPolicy
+from listeners.homeassistant.client import HomeAssistantListener
+from listeners.homeassistant.cursor import HighWaterMark
 from listeners.process import ListenerServices, report_stop, settings_batcher
 
 log = structlog.get_logger(__name__)
@@ -95,7 +95,7 @@ class Command(BaseCommand):
     def _source(self):
         if settings.HA_WEBSOCKET_URL:
             return settings.HA_WEBSOCKET_URL, settings.HA_TOKEN, None
-        from listeners.simulator import SimulatorThread
+        from hasim.simulator import SimulatorThread
 
         token = secrets.token_urlsafe(24)
         # A bounded record keeps memory flat however long the demo runs.

@@ -11,15 +11,16 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
+from events.contract import SOURCE_MQTT
 from ingestor_project.logging import register_secrets
 from listeners.filters import EntityFilter
-from listeners.mqtt import (
+from listeners.mqtt.formats import JsonOptions, parse_subscriptions
+from listeners.mqtt.listener import (
     MqttConfig,
     MqttListener,
     broker_from_url,
     make_client,
 )
-from listeners.mqtt_formats import SOURCE_MQTT, JsonOptions, parse_subscriptions
 from listeners.process import ListenerServices, report_stop, settings_batcher
 
 log = structlog.get_logger(__name__)

@@ -26,15 +26,15 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from listeners.normalise import NormaliseError, iso_to_ns, normalise_event
+from events import contract
+from events.contract import SOURCE_MQTT, STATE_CHANGED
+from events.times import InvalidTime, iso_to_ns, ns_to_iso
+from listeners.homeassistant.normalise import NormaliseError, normalise_event
 
-SOURCE_MQTT = "mqtt"
-STATE_CHANGED = "state_changed"
 FORMATS = ("statestream", "eventstream", "json", "value")
 # The domain of entities derived from topics (json and value formats): tags domain=mqtt.
 MQTT_DOMAIN = "mqtt"
@@ -145,14 +145,7 @@ def device_entity_id(subscription: Subscription, topic: str) -> str:
 
 
 def state_event(entity_id: str, state: str, attributes: dict, time_ns: int) -> dict[str, Any]:
-    return {
-        "source": SOURCE_MQTT,
-        "event_type": STATE_CHANGED,
-        "time": time_ns,
-        "entity_id": entity_id,
-        "state": state,
-        "attributes": attributes,
-    }
+    return contract.state_event(SOURCE_MQTT, entity_id, state, attributes, time_ns)
 
 
 # Epoch numbers by magnitude: seconds until the year 5138, milliseconds until then, and so on.
@@ -164,7 +157,7 @@ def time_to_ns(value: Any) -> int:
     if isinstance(value, str):
         try:
             return iso_to_ns(value)
-        except NormaliseError as exc:
+        except InvalidTime as exc:
             raise PayloadError(str(exc)) from None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise PayloadError(f"time is neither ISO 8601 nor a positive epoch number: {value!r:.80}")
@@ -356,13 +349,7 @@ def _fallback_time(message: dict[str, Any], received_ns: int) -> str | None:
         new_state = data.get("new_state") if isinstance(data, dict) else None
         if isinstance(new_state, dict) and new_state.get("last_updated"):
             return None
-    return _iso(received_ns)
-
-
-def _iso(time_ns: int) -> str:
-    seconds, nanos = divmod(time_ns, 1_000_000_000)
-    moment = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=nanos // 1000)
-    return moment.isoformat()
+    return ns_to_iso(received_ns)
 
 
 # --- json -------------------------------------------------------------------------------------

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from listeners.normalise import SOURCE_HOMEASSISTANT, STATE_CHANGED
+from events.contract import SOURCE_HOMEASSISTANT, state_event
+from events.times import ns_to_iso, seconds_to_ns
 
 
 @dataclass(frozen=True)
@@ -38,15 +38,11 @@ class BackfillPolicy:
             yield entity_ids[i : i + self.chunk_entities]
 
 
-def iso_from_ns(ns: int) -> str:
-    return datetime.fromtimestamp(ns // 1000 / 1e6, UTC).isoformat(timespec="microseconds")
-
-
 def history_command(entity_ids: list[str], start_ns: int, end_ns: int) -> dict[str, Any]:
     return {
         "type": "history/history_during_period",
-        "start_time": iso_from_ns(start_ns),
-        "end_time": iso_from_ns(end_ns),
+        "start_time": ns_to_iso(start_ns),
+        "end_time": ns_to_iso(end_ns),
         "entity_ids": entity_ids,
         # The state at the start is stamped with the start time, not its own: not a change.
         "include_start_time_state": False,
@@ -57,24 +53,17 @@ def history_command(entity_ids: list[str], start_ns: int, end_ns: int) -> dict[s
     }
 
 
-def seconds_to_ns(value: float) -> int:
-    # HA's float seconds carry microseconds; a float64 near 1.7e9 s is exact to ~0.24 µs, so
-    # rounding to the microsecond recovers the exact last_updated the live event had.
-    return round(value * 1_000_000) * 1000
-
-
 def history_events(entity_id: str, rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     attributes: dict[str, Any] = {}
     for row in rows:
         if not isinstance(row, dict) or "s" not in row or "lu" not in row:
             continue
         attributes = row.get("a", attributes)
-        yield {
-            "source": SOURCE_HOMEASSISTANT,
-            "event_type": STATE_CHANGED,
-            "time": seconds_to_ns(row["lu"]),
-            "entity_id": entity_id,
-            "state": row["s"],
-            "attributes": attributes,
-            "backfilled": True,
-        }
+        yield state_event(
+            SOURCE_HOMEASSISTANT,
+            entity_id,
+            row["s"],
+            attributes,
+            seconds_to_ns(row["lu"]),
+            backfilled=True,
+        )

@@ -20,18 +20,15 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from listeners.backfill import BackfillPolicy, history_command, history_events, iso_from_ns
+from events.contract import SOURCE_HOMEASSISTANT, unparseable_event
+from events.times import ns_to_iso
 from listeners.backoff import Backoff
 from listeners.batching import Batch, Batcher
-from listeners.cursor import HighWaterMark
 from listeners.filters import EntityFilter
+from listeners.homeassistant.backfill import BackfillPolicy, history_command, history_events
+from listeners.homeassistant.cursor import HighWaterMark
+from listeners.homeassistant.normalise import NormaliseError, normalise_event
 from listeners.instrumentation import ListenerMetrics
-from listeners.normalise import (
-    SOURCE_HOMEASSISTANT,
-    NormaliseError,
-    normalise_event,
-    unparseable_event,
-)
 
 log = structlog.get_logger(__name__)
 
@@ -307,7 +304,7 @@ class HomeAssistantListener:
             log.info(
                 "ha_backfill_progress",
                 events=total,
-                done_until=iso_from_ns(window_end),
+                done_until=ns_to_iso(window_end),
                 category="backfill",
             )
         return total

@@ -18,8 +18,8 @@ from django.core.management import call_command
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 from websockets.sync.client import ClientConnection, connect
 
-import listeners.simulator as simulator_module
-from listeners.simulator import HomeAssistantSimulator, SimulatorThread
+import hasim.simulator as simulator_module
+from hasim.simulator import HomeAssistantSimulator, SimulatorThread
 from tests.helpers import service_env, wait_until
 
 TOKEN = "simulator-test-token-0123456789"

@@ -38,13 +38,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from events.contract import unparseable_event
 from ingestor_project import metrics as metric_catalogue
 from listeners.backoff import Backoff
 from listeners.batching import Batch, Batcher
 from listeners.filters import EntityFilter
 from listeners.instrumentation import ListenerMetrics
-from listeners.mqtt_client import IngestClient
-from listeners.mqtt_formats import (
+from listeners.mqtt.client import IngestClient
+from listeners.mqtt.formats import (
     SOURCE_MQTT,
     Assembled,
     JsonOptions,
@@ -56,7 +57,6 @@ from listeners.mqtt_formats import (
     parse_statestream,
     parse_value,
 )
-from listeners.normalise import unparseable_event
 
 log = structlog.get_logger(__name__)
 

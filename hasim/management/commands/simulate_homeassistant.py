@@ -1,6 +1,6 @@
 """python manage.py simulate_homeassistant — a stand-in Home Assistant for demos and benchmarks.
 
-Serves HA's WebSocket API (listeners/simulator.py) with a generated load until SIGINT/SIGTERM.
+Serves HA's WebSocket API (hasim/simulator.py) with a generated load until SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 import structlog
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from listeners.simulator import DEFAULT_TOKEN, HomeAssistantSimulator
+from hasim.simulator import DEFAULT_TOKEN, HomeAssistantSimulator
 
 log = structlog.get_logger(__name__)
 

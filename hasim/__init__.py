@@ -1,0 +1,2 @@
+"""A protocol-faithful Home Assistant WebSocket API simulator: a test, demo and benchmark tool,
+never imported by the product."""
