@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import ssl
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -21,12 +21,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from events.contract import SOURCE_HOMEASSISTANT, unparseable_event
-from events.times import ns_to_iso
 from listeners.backoff import Backoff
 from listeners.batching import Batch, Batcher
 from listeners.filters import EntityFilter
-from listeners.homeassistant.backfill import BackfillPolicy, history_command, history_events
+from listeners.homeassistant.backfill import BackfillPolicy
 from listeners.homeassistant.cursor import HighWaterMark
+from listeners.homeassistant.errors import AuthFailed, ProtocolFailed
+from listeners.homeassistant.gapfill import GapFill
 from listeners.homeassistant.normalise import NormaliseError, normalise_event
 from listeners.instrumentation import ListenerMetrics
 
@@ -36,14 +37,6 @@ log = structlog.get_logger(__name__)
 HANDSHAKE_TIMEOUT = 10.0
 # get_states and coalesced event arrays of a big home can be several MB.
 MAX_FRAME_BYTES = 64 * 1024 * 1024
-
-
-class AuthFailed(Exception):
-    """HA refused the token: retrying quickly cannot help, an operator has to act."""
-
-
-class ProtocolFailed(Exception):
-    """HA answered something the protocol does not allow at this point."""
 
 
 class HomeAssistantListener:
@@ -86,12 +79,15 @@ class HomeAssistantListener:
             "reconnects": 0,
             "backfilled": 0,
         }
-        self.cursor, self.backfill_policy = cursor, backfill or BackfillPolicy()
+        self.cursor = cursor
+        policy = backfill or BackfillPolicy()
+        self.gapfill = (
+            GapFill(batcher, cursor, policy, self.entity_filter, self.metrics, self.stats)
+            if cursor is not None and policy.enabled
+            else None
+        )
         self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
         self.waiting: dict[int, asyncio.Future] = {}
-        self.backfills = 0
-        self.release_at: list[tuple[int, int]] = []  # (batch seq, backfill id)
-        self.release_lock = threading.Lock()
 
     # --- lifecycle -----------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -186,8 +182,9 @@ class HomeAssistantListener:
                 event_types=self.event_types or "all",
             )
             helpers = [asyncio.create_task(self._keepalive(ws))]
-            if self.cursor is not None and self.backfill_policy.enabled:
-                helpers.append(asyncio.create_task(self._backfill_gap(ws, subscribed_ns)))
+            if self.gapfill is not None:
+                request = functools.partial(self.request, ws)
+                helpers.append(asyncio.create_task(self.gapfill.fill(request, subscribed_ns)))
             try:
                 await self.read(ws)
             finally:
@@ -255,88 +252,11 @@ class HomeAssistantListener:
                 return
             self.metrics.ping(time.perf_counter() - started)
 
-    # --- backfill --------------------------------------------------------------------------
-    async def _backfill_gap(self, ws: ClientConnection, until_ns: int) -> None:
-        assert self.cursor is not None
-        start_ns = self.cursor.position()
-        if start_ns is None:
-            return  # the first run ever: nothing was missed
-        policy = self.backfill_policy
-        start_ns = max(start_ns - policy.overlap_ns, until_ns - policy.max_lookback_ns)
-        self.backfills += 1
-        backfill_id = self.backfills
-        with self.release_lock:
-            self.release_at.clear()
-        self.cursor.holds.clear()
-        self.cursor.hold(backfill_id, start_ns)
-        try:
-            count = await self._backfill(ws, start_ns, until_ns)
-        except (ProtocolFailed, TimeoutError, ConnectionError, ConnectionClosed) as exc:
-            # The hold stays: the next connection backfills this gap again.
-            log.error("ha_backfill_failed", error=str(exc)[:300], category="connection")
-            return
-        seq = self.batcher.seal()
-        with self.release_lock:
-            self.release_at.append((seq, backfill_id))
-        log.info("ha_backfill_done", events=count, seconds=round((until_ns - start_ns) / 1e9, 1))
-
-    async def _backfill(self, ws: ClientConnection, start_ns: int, until_ns: int) -> int:
-        states = await self.request(ws, {"type": "get_states"}, self.backfill_policy.timeout)
-        entity_ids = sorted(
-            s["entity_id"]
-            for s in states or []
-            if not self.entity_filter or self.entity_filter.matches(s["entity_id"])
-        )
-        log.info(
-            "ha_backfill_started",
-            entities=len(entity_ids),
-            seconds=round((until_ns - start_ns) / 1e9, 1),
-        )
-        total = 0
-        for window_start, window_end in self.backfill_policy.windows(start_ns, until_ns):
-            for chunk in self.backfill_policy.chunks(entity_ids):
-                rows = await self.request(
-                    ws,
-                    history_command(chunk, window_start, window_end),
-                    self.backfill_policy.timeout,
-                )
-                total += await self._enqueue_history(rows or {})
-            log.info(
-                "ha_backfill_progress",
-                events=total,
-                done_until=ns_to_iso(window_end),
-                category="backfill",
-            )
-        return total
-
-    async def _enqueue_history(self, rows: dict[str, list[dict[str, Any]]]) -> int:
-        count = 0
-        for entity_id, entity_rows in rows.items():
-            for event in history_events(entity_id, entity_rows):
-                while not self.batcher.has_room():
-                    await asyncio.sleep(0.05)
-                self.batcher.add(event)
-                count += 1
-                if count % 500 == 0:
-                    await asyncio.sleep(0)  # let the live stream's frames through
-        self.stats["backfilled"] += count
-        self.metrics.backfilled(count)
-        return count
-
+    # --- backfill ------------------------------------------------------------------------
     def on_batch_published(self, batch: Batch) -> None:
         """Publisher thread: the broker has this batch, so the high-water mark may advance."""
-        if self.cursor is None:
-            return
-        times = [e["time"] for e in batch.events if isinstance(e.get("time"), int)]
-        with self.release_lock:
-            done = [item for item in self.release_at if batch.seq >= item[0]]
-            self.release_at = [item for item in self.release_at if item not in done]
-        for _, backfill_id in done:
-            self.cursor.release(backfill_id)
-        if times:
-            self.cursor.confirm(max(times))
-        elif done:
-            self.cursor.save()
+        if self.gapfill is not None:
+            self.gapfill.on_batch_published(batch)
 
     def _command(self, payload: dict[str, Any]) -> dict[str, Any]:
         payload = {"id": self.next_id, **payload}

@@ -1,0 +1,11 @@
+"""Why a connection to Home Assistant ended, as the listener tells them apart."""
+
+from __future__ import annotations
+
+
+class AuthFailed(Exception):
+    """HA refused the token: retrying quickly cannot help, an operator has to act."""
+
+
+class ProtocolFailed(Exception):
+    """HA answered something the protocol does not allow at this point."""
