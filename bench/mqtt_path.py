@@ -4,6 +4,7 @@ machine's Mosquitto -> ``listen_mqtt`` -> RabbitMQ -> Celery worker -> InfluxDB.
 
     .venv/bin/python bench/mqtt_path.py [--seconds 15] [--concurrency 2] [--rate 0]
                                         [--max-unacked 20000] [--backlog 6000]
+                                        [--workdir DIR] [--result FILE]
 
 Events are counted in InfluxDB (points with a ``friendly_name_str`` field: every published
 entity has a friendly name), over a steady window after a warm-up, as ``throughput()`` in
@@ -13,11 +14,10 @@ listener's persistent MQTT session at the end (its databases and queues go with 
 
 Closed loop, as the WebSocket path's simulator (which stops generating while its client has
 4,096 messages unsent): a pacer thread asks InfluxDB every PACE_EVERY seconds how many points it
-has written and allows the publisher "landed + backlog" messages in all, through a file. Flat
-out and open loop, the publisher offered twice what the pipeline took, Mosquitto dropped what
-did not fit in the listener's session, and the publisher's CPU came out of the pipeline's two
-cores. After the run, Mosquitto's log is read for drops for the listener's client id
-(``mosquitto_dropped``).
+has written and allows the publisher "landed + backlog" messages in all, through a file, because
+an open-loop publisher overran the pipeline (docs/benchmarks.md, "Notes from profiling"). After
+the run, Mosquitto's log is read for drops for the listener's client id (``mosquitto_dropped``).
+The result is printed as JSON; bench/pipeline.py runs this script for its MQTT row.
 """
 
 from __future__ import annotations
@@ -41,28 +41,19 @@ from paho.mqtt.properties import Properties
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pipeline import PY, Stack, count_points, influx_query, proc_stats, wait  # noqa: E402
+from bench.influx import count_points, points_written  # noqa: E402
+from bench.stack import PY, Stack, proc_stats, wait  # noqa: E402
 
 MQTT_HOST = os.environ.get("BENCH_MQTT_HOST", "127.0.0.1")
 MQTT_PORT = int(os.environ.get("BENCH_MQTT_PORT", "1883"))
 MOSQUITTO_PID_FILE = Path("/run/mosquitto/mosquitto.pid")
 MOSQUITTO_LOG = Path(os.environ.get("BENCH_MOSQUITTO_LOG", "/var/log/mosquitto/mosquitto.log"))
-# How far the publisher may run ahead of InfluxDB. The round trip from the publisher to a point
-# the pacer sees is well under a second (fill a batch, RabbitMQ, a worker's write, the poll):
-# 6,000 keeps the pipeline busy at the rates this machine reaches, where 2,500-3,000 left the
-# cores partly idle (1.1-1.4 of 2 busy, against 1.4-1.9).
+# How far the publisher may run ahead of InfluxDB: enough to cover the round trip to a point
+# the pacer sees (under a second) at this machine's rates, so the cores never wait for work.
 BACKLOG = 6000
-# The listener's MQTT 5 Receive Maximum (MQTT_MAX_UNACKED, default 5,000): how many QoS-1
-# messages Mosquitto keeps in flight to it, unacknowledged; Mosquitto 2.0.11 queues
-# max_queued_messages (1,000 by default) beyond that and drops the rest. Whatever is published
-# and not landed is in Mosquitto for the listener or further down the pipeline, so the backlog
-# bounds what Mosquitto holds for it, and a window far above the backlog leaves a wide margin
-# (the listener keeps only a small record per unacknowledged message). Even so, on this shared
-# machine Mosquitto logged drops for the listener in 2 of 17 paced runs (windows of 5,000 to
-# 20,000; 1,024 and 1,554 messages), and in 5 of 8 with the slower listener from before its read
-# and ack changes (10 to 474), once 1 s into a run with at most 4,400 messages published and
-# none acknowledged yet: inside the limits above, cause not found. So every run reports
-# mosquitto_dropped and the published, broker-acknowledged and landed totals.
+# The listener's MQTT 5 Receive Maximum (MQTT_MAX_UNACKED): far above the backlog, so the
+# backlog, not Mosquitto's queue limits, bounds what Mosquitto holds for the listener. Drops were
+# still seen on this machine, cause not found: every run reports mosquitto_dropped and totals.
 MAX_UNACKED = 20_000
 BATCH_SIZE = 2000
 # Points counted (a 1-2 ms query) and the publisher's allowance rewritten this often.
@@ -111,7 +102,7 @@ def mqtt_throughput(
         # Queued for an absent session, Mosquitto keeps only max_queued_messages (1,000).
         wait(lambda: listener_connected(stack), 60, "the listener's connection")
         pacer.start()
-        stack._spawn(
+        stack.spawn(
             "publisher", publisher_command(topic, f"{run}-publisher", progress, pacer.path, rate)
         )
         wait(lambda: count_points(stack.db) > 0, 60, "first points")
@@ -192,22 +183,6 @@ class Pacer(threading.Thread):
             self.join(timeout=70)  # one InfluxDB query at most (influx_query waits 60 s)
 
 
-def points_written(db: str) -> int:
-    """Points InfluxDB has written into ``db``: its own per-shard counter (``writePointsOk``),
-    which costs a millisecond or two. count_points scans every point, and that grows with them
-    (50-90 ms at 300,000 points: several times a second, a third of a core taken from the run).
-    A point written twice (a retried batch) counts twice, so after retries the publisher may run
-    ahead by that much more. Servers without ``SHOW STATS`` get count_points."""
-    result = influx_query("SHOW STATS FOR 'shard'")["results"][0]
-    if "error" in result:
-        return count_points(db)
-    return sum(
-        dict(zip(series["columns"], series["values"][0], strict=True))["writePointsOk"]
-        for series in result.get("series", [])
-        if series.get("tags", {}).get("database") == db
-    )
-
-
 def publisher_command(
     topic: str, client_id: str, progress: Path, allowance: Path, rate: float
 ) -> list[str]:
@@ -281,8 +256,8 @@ def open_session(client_id: str, topic: str) -> None:
     """Make the listener's persistent session, subscription included, before anything is
     published. Mosquitto gives a message to the subscriptions that exist when it arrives: a
     publisher that starts before the listener has subscribed loses its first messages for good
-    (measured: 1,200 to 5,600 per run, which also shrank the backlog by as much, since they never
-    land). From here on Mosquitto keeps them for the listener's session."""
+    (and they never land, so the backlog shrinks by as many). From here on Mosquitto keeps them
+    for the listener's session."""
     client = _session(client_id, expiry=60, clean_start=True)
     subscribed = []
     client.on_subscribe = lambda *args: subscribed.append(True)
@@ -341,8 +316,10 @@ def main() -> None:
     parser.add_argument(
         "--backlog", type=int, default=BACKLOG, help="how far the publisher may run ahead"
     )
+    parser.add_argument("--workdir", type=Path, help="for logs; default: a new temporary one")
+    parser.add_argument("--result", type=Path, help="also write the result (JSON) to this file")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="ingestor-bench-mqtt-"))
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ingestor-bench-mqtt-"))
     result = mqtt_throughput(
         workdir,
         args.seconds,
@@ -352,7 +329,10 @@ def main() -> None:
         args.max_unacked,
         args.backlog,
     )
-    print(json.dumps(result, indent=2))
+    text = json.dumps(result, indent=2)
+    if args.result:
+        args.result.write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,8 @@ tell the offered rate from the rate that reaches InfluxDB.
 
 ``--allowance FILE`` closes the loop: the file holds the total number of messages the publisher
 may have sent so far (the benchmark writes "landed in InfluxDB + backlog" into it several times
-a second), so it never runs more than that backlog ahead of the pipeline. Flat out, an open-loop
-publisher offered twice what the pipeline took: Mosquitto dropped the rest once the listener's
-queue was full, and the publisher's CPU came out of the pipeline's two cores.
+a second), so it never runs more than that backlog ahead of the pipeline (why: docs/benchmarks.md,
+"Notes from profiling").
 """
 
 from __future__ import annotations
@@ -40,13 +39,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hasim.simulator import IsoStamps, Ulids, make_entities  # noqa: E402
+from hasim.codec import IsoStamps, Ulids  # noqa: E402
+from hasim.entities import make_entities  # noqa: E402
 
 STAMP = "@@STAMP@@"
 # Messages published and not yet acknowledged by the broker. The loop keeps to this window
 # itself, and paho's own in-flight limit is off: with one set, paho scans every message it
-# holds after each PUBACK (a third of the publisher's CPU at a window of 2,000). A few
-# thousand keep the socket busy without holding the whole run in memory.
+# holds after each PUBACK. A few thousand keep the socket busy without holding the whole run
+# in memory.
 WINDOW = 2000
 # Messages published per turn before the network loop reads acknowledgements.
 BURST = 200

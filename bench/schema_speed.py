@@ -18,7 +18,7 @@ import django
 
 django.setup()
 
-from hasim.simulator import HomeAssistantSimulator  # noqa: E402
+from hasim.server import HomeAssistantSimulator  # noqa: E402
 from listeners.homeassistant.normalise import normalise_event  # noqa: E402
 from tasks.schema import SchemaOptions, convert  # noqa: E402
 from tests.tasks.test_schema_parity import ROWS, T  # noqa: E402

@@ -32,7 +32,8 @@ def cpu() -> float:
 
 
 def simulator_frames(events: int) -> tuple[list[bytes], float]:
-    from hasim.simulator import Connection, HomeAssistantSimulator
+    from hasim.connection import Connection
+    from hasim.server import HomeAssistantSimulator
 
     sim = HomeAssistantSimulator(entities=200, rate=1, max_recorded=0, compression=False)
     conn = Connection(ws=None)  # type: ignore[arg-type] - frames are taken, never sent
@@ -85,9 +86,9 @@ def worker_lines(
 
     from events.codec import unpack_events
     from tasks.ingest import events_to_lines
-    from tasks.schema_config import schema_options_from_env
+    from tasks.schema import SchemaOptions
 
-    options = schema_options_from_env({})
+    options = SchemaOptions()  # HA's defaults, whatever the environment says
     written = 0
     started = cpu()
     for body in bodies:

@@ -12,4 +12,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ingestor_project.settings")
 
 app = Celery("ingestor")
 app.config_from_object("ingestor_project.celeryconfig")
-app.autodiscover_tasks(["tasks"])
+app.autodiscover_tasks(["tasks"], related_name="celery_tasks")

@@ -43,7 +43,7 @@ broker_transport_options = transport_options(settings.CELERY_BROKER_URL)
 broker_connection_retry_on_startup = True
 task_serializer = "json"
 result_serializer = "json"
-# The HA listener publishes with orjson (ingestor_project/serialization.py); others with json.
+# The HA listener publishes with orjson (events/codec.py); others with json.
 register_orjson()
 accept_content = ["json", ORJSON]
 result_backend = None

@@ -3,9 +3,9 @@
 Decoding a coalesced WebSocket frame or a 2,000-event task body creates tens of thousands of
 dicts and lists in one go; with Python's default threshold (700 allocations) the young
 generation is collected dozens of times per frame, and every few of those the older ones,
-walking every live object (Django, Celery, the pending batches) again. Measured by
-bench/stages.py: a quarter of the listener's CPU per event. Our data is acyclic and freed by
-reference counting, so collecting less often costs little memory:
+walking every live object (Django, Celery, the pending batches) again (the cost is in
+docs/benchmarks.md). Our data is acyclic and freed by reference counting, so collecting less
+often costs little memory:
 
 - the start-up objects (modules, settings, the app) are frozen out of every collection;
 - the young generation is collected every GC_THRESHOLD allocations instead of 700.

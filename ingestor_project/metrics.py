@@ -1,9 +1,10 @@
 """The metric catalogue (Prometheus naming: prefix ha_ingestor_, base units, _total counters, no
-entity-id labels) and its exposition.
+entity-id labels) and what a process does with its own samples.
 
-Every process on a host writes its samples to PROMETHEUS_MULTIPROC_DIR (set by the settings, or
-by the process manager before start-up); ``GET /metrics`` on the web process aggregates them,
-plus a few gauges read at scrape time from the database and the broker.
+Every process on a host writes its samples to settings.METRICS_DIR (PROMETHEUS_MULTIPROC_DIR);
+``GET /metrics`` aggregates them (exposition.py). Imported once Django is configured (every
+process loads the settings first), so the settings decide at import whether metrics are real or
+no-ops.
 """
 
 from __future__ import annotations
@@ -11,23 +12,23 @@ from __future__ import annotations
 import bisect
 import math
 import os
-import time
 from typing import Any
 
 import prometheus_client
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
-from prometheus_client.core import GaugeMetricFamily
+from django.conf import settings
+from prometheus_client import CollectorRegistry, multiprocess
 
-# METRICS_ENABLED=false swaps every metric for a no-op: the benchmark measures what metrics
-# cost by running the same load with and without them.
-ENABLED = os.environ.get("METRICS_ENABLED", "true").strip().lower() not in ("false", "0", "no")
+# METRICS_ENABLED=false swaps every metric for a no-op (the benchmark's metrics-off runs).
+ENABLED: bool = settings.METRICS_ENABLED
 
 
-class _Noop:
+class NoopMetric:
+    """What Counter, Gauge and Histogram are when METRICS_ENABLED is false."""
+
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
         pass
 
-    def labels(self, *_args: Any, **_kwargs: Any) -> _Noop:
+    def labels(self, *_args: Any, **_kwargs: Any) -> NoopMetric:
         return self
 
     def inc(self, *_args: Any) -> None:
@@ -36,18 +37,17 @@ class _Noop:
     set = observe = dec = inc
 
 
-Counter = prometheus_client.Counter if ENABLED else _Noop
-Gauge = prometheus_client.Gauge if ENABLED else _Noop
-Histogram = prometheus_client.Histogram if ENABLED else _Noop
+Counter = prometheus_client.Counter if ENABLED else NoopMetric
+Gauge = prometheus_client.Gauge if ENABLED else NoopMetric
+Histogram = prometheus_client.Histogram if ENABLED else NoopMetric
 
 
 def observe_many(histogram: Any, values: list[float]) -> None:
     """``histogram.observe(v)`` for every value, with one increment per bucket and one of the
     sum instead of two per value: each increment of a multiprocess value is a locked write to
-    its mmap file, and the event lag is observed for every point (a tenth of a worker's CPU at
-    full rate). Relies on prometheus_client's Histogram internals (_upper_bounds, _buckets,
-    _sum, pinned in requirements); tests/ingestor_project/test_metrics.py holds the result to
-    that of observe()."""
+    its mmap file, and the event lag is observed for every point. Relies on prometheus_client's
+    Histogram internals (_upper_bounds, _buckets, _sum, pinned in requirements);
+    tests/ingestor_project/test_metrics.py holds the result to that of observe()."""
     if not ENABLED or not values:
         return
     bounds, counts = histogram._upper_bounds, {}
@@ -159,128 +159,7 @@ TAGS_CAPPED = Counter(
 
 def mark_process_dead(pid: int | None = None) -> None:
     """Drop a finished process's live gauges from the aggregate."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.mark_process_dead(pid or os.getpid())
-
-
-class ScrapeTimeCollector:
-    """Gauges read when Prometheus scrapes: dead letters pending, breaker state, listener
-    heartbeat age, queue depth. Each source failing is skipped, never failing the scrape."""
-
-    def collect(self):
-        yield from _safely(_dead_letter_gauge)
-        yield from _safely(_breaker_gauge)
-        yield from _safely(_heartbeat_gauge)
-        yield from _safely(_queue_depth_gauge)
-
-
-def _safely(producer):
-    try:
-        yield from producer()
-    except Exception:  # noqa: BLE001 - a scrape must answer even when a dependency is down
-        return
-
-
-def _dead_letter_gauge():
-    from django.db.models import Count
-
-    from tasks.models import Category, FailedWrite, Status
-
-    family = GaugeMetricFamily(
-        "ha_ingestor_dead_letters_pending",
-        "Dead letters waiting for replay or discard.",
-        labels=["category"],
-    )
-    counts = dict(
-        FailedWrite.objects.filter(status=Status.PENDING)
-        .values_list("category")
-        .annotate(n=Count("id"))
-        .values_list("category", "n")
-    )
-    for category in Category.values:
-        family.add_metric([category], counts.get(category, 0))
-    yield family
-
-
-def _breaker_gauge():
-    from tasks.breaker import STATE_VALUES
-    from tasks.models import BreakerState
-
-    family = GaugeMetricFamily(
-        "ha_ingestor_breaker_state",
-        "Circuit breaker: 0 closed, 1 half-open, 2 open.",
-        labels=["name"],
-    )
-    states = dict(BreakerState.objects.values_list("name", "state"))
-    states.setdefault("influxdb", "closed")
-    for name, state in states.items():
-        family.add_metric([name], STATE_VALUES.get(state, 0))
-    yield family
-
-
-def _heartbeat_gauge():
-    from django.utils import timezone
-
-    from listeners.models import ListenerHeartbeat
-
-    family = GaugeMetricFamily(
-        "ha_ingestor_listener_heartbeat_age_seconds",
-        "Seconds since each listener last reported.",
-        labels=["listener"],
-    )
-    now = timezone.now()
-    for name, seen in ListenerHeartbeat.objects.values_list("name", "last_seen"):
-        family.add_metric([name], (now - seen).total_seconds())
-    yield family
-
-
-_queue_cache: dict[str, Any] = {"at": 0.0, "depths": {}}
-# Asking the broker costs a connection; a scrape every few seconds need not pay it each time.
-QUEUE_DEPTH_CACHE_SECONDS = 10.0
-
-
-def _queue_depth_gauge():
-    from django.conf import settings
-
-    if time.monotonic() - _queue_cache["at"] > QUEUE_DEPTH_CACHE_SECONDS:
-        _queue_cache["depths"] = queue_depths(
-            settings.CELERY_BROKER_URL,
-            [settings.CELERY_INGEST_QUEUE, settings.CELERY_MAINTENANCE_QUEUE],
-        )
-        _queue_cache["at"] = time.monotonic()
-    family = GaugeMetricFamily(
-        "ha_ingestor_queue_depth_messages", "Messages waiting in the broker.", labels=["queue"]
-    )
-    for queue, depth in _queue_cache["depths"].items():
-        family.add_metric([queue], depth)
-    yield family
-
-
-def queue_depths(broker_url: str, queues: list[str]) -> dict[str, int]:
-    from kombu import Connection
-
-    if not broker_url.startswith(("amqp", "pyamqp", "redis")):
-        return {}
-    depths = {}
-    with Connection(broker_url, connect_timeout=2) as conn:
-        channel = conn.channel()
-        for queue in queues:
-            try:
-                depths[queue] = channel.queue_declare(queue, passive=True).message_count
-            except Exception:  # noqa: BLE001 - a queue not declared yet has no depth
-                channel = conn.channel()
-    return depths
-
-
-def exposition(path: str | None = None) -> bytes:
-    """Every process's samples plus the scrape-time gauges, in Prometheus text format."""
-    registry = CollectorRegistry()
-    registry.register(ScrapeTimeCollector())
-    directory = path or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not directory:  # a single process: its own registry holds everything
-        return generate_latest(REGISTRY) + generate_latest(registry)
-    multiprocess.MultiProcessCollector(registry, path=directory)
-    return generate_latest(registry)
+    multiprocess.mark_process_dead(pid or os.getpid(), str(settings.METRICS_DIR))
 
 
 def serve_port(port: int) -> None:
@@ -288,9 +167,5 @@ def serve_port(port: int) -> None:
     from prometheus_client import start_http_server
 
     registry = CollectorRegistry()
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory:
-        multiprocess.MultiProcessCollector(registry, path=directory)
-        start_http_server(port, registry=registry)
-    else:
-        start_http_server(port)
+    multiprocess.MultiProcessCollector(registry, path=str(settings.METRICS_DIR))
+    start_http_server(port, registry=registry)

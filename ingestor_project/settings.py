@@ -14,18 +14,20 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from ingestor_project.component_config import component_config
 from ingestor_project.env import (
     env_bool,
     env_choice,
     env_float,
     env_int,
+    env_json,
     env_list,
+    env_mapping,
     env_secret,
     env_str,
 )
+from ingestor_project.ha_url import websocket_url
 from ingestor_project.logging import file_handler, logging_config, register_secrets
-from listeners.homeassistant.url import websocket_url
-from tasks.schema_config import schema_options_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / ".data")))
@@ -110,6 +112,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
 # --- Metrics ----------------------------------------------------------------------------------
+# false swaps every metric for a no-op: the benchmark measures what metrics cost this way.
+METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
 # Every process of a host writes its samples here and /metrics aggregates them (prometheus_client
 # multiprocess mode). It must be set before prometheus_client is imported, which is why the
 # settings (loaded first by every process) set it; `make run` wipes it before starting.
@@ -214,11 +218,22 @@ BACKFILL_WINDOW = env_float("BACKFILL_WINDOW", 3600.0, minimum=1)
 BACKFILL_TIMEOUT = env_float("BACKFILL_TIMEOUT", 60.0, minimum=1)
 SIMULATOR_ENTITIES = env_int("SIMULATOR_ENTITIES", 50, minimum=1)
 SIMULATOR_RATE = env_float("SIMULATOR_RATE", 5.0, minimum=0.01)
+# Token of `manage.py simulate_homeassistant` when --token is not given (default: the simulator's).
+SIMULATOR_TOKEN = env_str("SIMULATOR_TOKEN", None)
 
 # --- MQTT listener (python manage.py listen_mqtt; docs/mqtt-settings.md) --------------------
 MQTT_URL = env_secret("MQTT_URL", "mqtt://localhost:1883")
 MQTT_USERNAME = env_str("MQTT_USERNAME", None)
 MQTT_PASSWORD = env_secret("MQTT_PASSWORD", None)
+# Parsed here, not connected to: every process loads settings, and none needs the broker up.
+from ingestor_project.mqtt_broker import mqtt_broker  # noqa: E402 - kept inside this block
+
+try:
+    MQTT_BROKER = mqtt_broker(MQTT_URL, MQTT_USERNAME, MQTT_PASSWORD)
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+# The URL's password unquoted: what the client sends, and what a log line could show.
+register_secrets([MQTT_BROKER.password])
 MQTT_CLIENT_ID = env_str("MQTT_CLIENT_ID", "ha-ingestor")
 MQTT_PROTOCOL = env_choice("MQTT_PROTOCOL", ["5", "3.1.1"], "5")
 MQTT_KEEPALIVE = env_int("MQTT_KEEPALIVE", 60, minimum=5, maximum=65535)
@@ -234,6 +249,7 @@ MQTT_SUBSCRIPTIONS = env_list(
         "zigbee2mqtt/+=json",
     ],
 )
+# Sent as MQTT 5 Receive Maximum, a two-byte integer.
 MQTT_MAX_UNACKED = env_int("MQTT_MAX_UNACKED", 5000, minimum=1, maximum=65535)
 MQTT_MAX_PAYLOAD_BYTES = env_int("MQTT_MAX_PAYLOAD_BYTES", 262144, minimum=64, maximum=268435456)
 MQTT_RETAINED = env_choice("MQTT_RETAINED", ["ingest_once", "ignore", "always"], "ingest_once")
@@ -248,8 +264,8 @@ if bool(MQTT_CERT_FILE) != bool(MQTT_KEY_FILE):
 
 # --- Batching ---------------------------------------------------------------------------------
 # One Celery task per batch: Celery publishes a few thousand tasks/s per process, so per-event
-# tasks could not keep up with a busy home; 2000 events make a ~600 KB message. Measured
-# (bench/pipeline.py): 1000 events per batch ran about 15 % slower, 5000 no faster.
+# tasks could not keep up with a busy home. 2000 events (a ~600 KB message) is where larger
+# batches stopped paying off (docs/benchmarks.md).
 INGEST_BATCH_SIZE = env_int("INGEST_BATCH_SIZE", 2000, minimum=1, maximum=100_000)
 INGEST_FLUSH_INTERVAL = env_float("INGEST_FLUSH_INTERVAL", 1.0, minimum=0.01, maximum=300)
 # Batches held in memory while the broker is slow or away, before the reader pauses: with the
@@ -257,6 +273,11 @@ INGEST_FLUSH_INTERVAL = env_float("INGEST_FLUSH_INTERVAL", 1.0, minimum=0.01, ma
 # fills the gap on reconnect, MQTT's broker keeps what was not acknowledged).
 INGEST_MAX_PENDING_BATCHES = env_int("INGEST_MAX_PENDING_BATCHES", 500, minimum=1)
 INGEST_SHUTDOWN_TIMEOUT = env_float("INGEST_SHUTDOWN_TIMEOUT", 20.0, minimum=1)
+# Largest task body: a bigger batch is split, a bigger single event becomes a dead letter.
+# RabbitMQ 4 refuses messages over 16 MiB; half of that leaves room for headers and encodings.
+INGEST_MAX_BATCH_BYTES = env_int(
+    "INGEST_MAX_BATCH_BYTES", 8 * 1024 * 1024, minimum=64 * 1024, maximum=512 * 1024 * 1024
+)
 # Young-generation GC threshold of listeners and workers (ingestor_project/gc_tuning.py);
 # 0 keeps Python's default of 700.
 GC_THRESHOLD = env_int("GC_THRESHOLD", 50_000, minimum=0, maximum=10_000_000)
@@ -273,11 +294,36 @@ INFLUX_BUCKET = env_str("INFLUX_BUCKET", None)
 INFLUX_TIMEOUT = env_float("INFLUX_TIMEOUT", 10.0, minimum=0.1)
 INFLUX_GZIP = env_bool("INFLUX_GZIP", True)
 INFLUX_VERIFY_SSL = env_bool("INFLUX_VERIFY_SSL", True)
-# The point schema (HA influxdb integration options and our improvements), validated here.
-INGEST_SCHEMA = schema_options_from_env()
-INFLUX_PRECISION = INGEST_SCHEMA.precision
+INFLUX_PRECISION = env_choice("INFLUX_PRECISION", ["ns", "us", "ms", "s"], "ns")
 # Distinct values admitted per tag key (tags_attributes, event tags) per worker process; 0: no cap.
 INFLUX_MAX_TAG_VALUES = env_int("INFLUX_MAX_TAG_VALUES", 1000, minimum=0)
+
+# --- Point schema (HA's influxdb integration options and our improvements) ---------------------
+# Plain values: the tasks app builds its SchemaOptions from them at start-up (INGEST_SCHEMA).
+INFLUX_MEASUREMENT_ATTR = env_choice(
+    "INFLUX_MEASUREMENT_ATTR",
+    ["unit_of_measurement", "domain__device_class", "entity_id"],
+    "unit_of_measurement",
+)
+INFLUX_DEFAULT_MEASUREMENT = env_str("INFLUX_DEFAULT_MEASUREMENT", None)
+INFLUX_OVERRIDE_MEASUREMENT = env_str("INFLUX_OVERRIDE_MEASUREMENT", None)
+INFLUX_TAGS = env_mapping("INFLUX_TAGS")
+INFLUX_TAGS_ATTRIBUTES = env_list("INFLUX_TAGS_ATTRIBUTES")
+INFLUX_IGNORE_ATTRIBUTES = env_list("INFLUX_IGNORE_ATTRIBUTES")
+INFLUX_COMPONENT_CONFIG = component_config(
+    "INFLUX_COMPONENT_CONFIG", env_json("INFLUX_COMPONENT_CONFIG", {})
+)
+INFLUX_COMPONENT_CONFIG_DOMAIN = component_config(
+    "INFLUX_COMPONENT_CONFIG_DOMAIN", env_json("INFLUX_COMPONENT_CONFIG_DOMAIN", {})
+)
+INFLUX_COMPONENT_CONFIG_GLOB = component_config(
+    "INFLUX_COMPONENT_CONFIG_GLOB", env_json("INFLUX_COMPONENT_CONFIG_GLOB", {})
+)
+INFLUX_JSON_ATTRIBUTES = env_bool("INFLUX_JSON_ATTRIBUTES", True)
+INFLUX_WRITE_UNAVAILABLE = env_bool("INFLUX_WRITE_UNAVAILABLE", False)
+INFLUX_EVENTS_MEASUREMENT = env_str("INFLUX_EVENTS_MEASUREMENT", "ha_events")
+# Keys of event data that become tags of other events: bounded vocabularies only.
+INFLUX_EVENT_TAG_KEYS = env_list("INFLUX_EVENT_TAG_KEYS", ["domain", "service"])
 
 # --- Entity filter (HA's include/exclude: domains, entity globs, entity ids) -------------------
 ENTITY_FILTER = {

@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from ingestor_project.metrics import exposition
+from ingestor_project.exposition import exposition
 
 
 @require_GET

@@ -22,7 +22,12 @@ log = structlog.get_logger(__name__)
 
 def settings_batcher(source: str, serializer: str = "json") -> Batcher:
     return Batcher(
-        CeleryPublisher(celery_app, settings.CELERY_INGEST_QUEUE, serializer),
+        CeleryPublisher(
+            celery_app,
+            settings.CELERY_INGEST_QUEUE,
+            serializer,
+            max_bytes=settings.INGEST_MAX_BATCH_BYTES,
+        ),
         size=settings.INGEST_BATCH_SIZE,
         interval=settings.INGEST_FLUSH_INTERVAL,
         max_pending=settings.INGEST_MAX_PENDING_BATCHES,

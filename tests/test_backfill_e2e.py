@@ -9,7 +9,7 @@ from __future__ import annotations
 import signal
 import time
 
-from hasim.simulator import SimulatorThread
+from hasim.thread import SimulatorThread
 from tests.conftest import SIMULATOR_TOKEN as TOKEN
 from tests.helpers import InfluxV1, wait_until
 from tests.services import PrivateRabbitMQ

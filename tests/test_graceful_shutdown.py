@@ -7,7 +7,7 @@ import signal
 import sys
 import time
 
-from hasim.simulator import SimulatorThread
+from hasim.thread import SimulatorThread
 from tests.conftest import SIMULATOR_TOKEN as TOKEN
 from tests.helpers import wait_until
 from tests.services import free_port, port_open

@@ -17,9 +17,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from hasim.simulator import SimulatorThread
+from hasim.thread import SimulatorThread
 from ingestor_project import health
-from ingestor_project.metrics import exposition
+from ingestor_project.exposition import exposition
 from listeners.heartbeat import beat
 from listeners.models import ListenerHeartbeat
 from tests.conftest import SIMULATOR_TOKEN

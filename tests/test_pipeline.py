@@ -12,7 +12,7 @@ from datetime import datetime
 
 import pytest
 
-from hasim.simulator import SimulatorThread
+from hasim.thread import SimulatorThread
 from tests.helpers import TEST_INFLUX_URL, migrate, service_env, wait_until
 
 TOKEN = "pipeline-test-token-0123456789"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from hasim.simulator import SimulatorThread
+from hasim.thread import SimulatorThread
 from tests.helpers import ROOT, TEST_INFLUX_URL, migrate, service_env, wait_until
 from tests.streams import Stream, events
 

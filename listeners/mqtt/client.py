@@ -1,15 +1,12 @@
-"""paho's MQTT client with a shortcut on the MQTT listener's hot path.
+"""The MQTT listener's paho client: set up for at-least-once (:func:`make_client`), with one
+shortcut on the hot path.
 
-Profiles of ``listen_mqtt`` reading HA's eventstream flat out (paho-mqtt 2.1.0) put, per message:
-
-- 11-19 % of the listener's CPU in the MQTT 5 ``Properties`` object paho builds and parses for
-  every PUBLISH, also for one without properties (all of HA's: its MQTT integration publishes
-  with MQTT 3.1.1, and Mosquitto adds none). paho has no option to skip it. Here a PUBLISH whose
-  property length is zero gets one shared, empty ``Properties`` instead; any other PUBLISH
-  (properties present, QoS 2, MQTT 3.1.1, paho logging on) goes through paho's own code.
-- 8-12 % in PUBACKs, one write per message. They stay paho's own: a version that wrote the
-  released PUBACKs as one packet lost acknowledgements in CI when the client disconnected right
-  after (the broker redelivered them: duplicates, not loss) and the cause was not found in time.
+paho builds and parses an MQTT 5 ``Properties`` object for every PUBLISH, also for one without
+properties (all of HA's), and has no option to skip it; profiles put it among the listener's
+largest costs (docs/benchmarks.md, "Notes from profiling: MQTT"). Here a PUBLISH whose property
+length is zero gets one shared, empty ``Properties`` instead; any other PUBLISH (properties
+present, QoS 2, MQTT 3.1.1, paho logging on) goes through paho's own code. PUBACKs stay paho's
+own, one write per message: a batched version lost acknowledgements on a quick disconnect.
 
 It replaces a private part of paho, read in the pinned version (requirements/base.txt). With any
 other version :data:`SHORTCUTS` is False and the client is exactly paho's (a test fails too, so
@@ -18,11 +15,16 @@ whoever upgrades paho reads it again).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import paho.mqtt
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+if TYPE_CHECKING:
+    from listeners.mqtt.settings import MqttConfig
 
 PAHO_VERSION = "2.1.0"
 SHORTCUTS = paho.mqtt.__version__ == PAHO_VERSION
@@ -73,3 +75,27 @@ def _without_properties(header: int, packet: bytearray) -> mqtt.MQTTMessage | No
     message.properties = NO_PROPERTIES
     message.payload = bytes(packet[properties_at + 1 :])
     return message
+
+
+def make_client(config: MqttConfig) -> IngestClient:
+    """A client set up for at-least-once: manual acks, persistent session. No I/O yet."""
+    client = IngestClient(
+        CallbackAPIVersion.VERSION2,
+        client_id=config.client_id,
+        clean_session=None if config.v5 else False,
+        protocol=mqtt.MQTTv5 if config.v5 else mqtt.MQTTv311,
+        manual_ack=True,
+    )
+    if config.broker.username:
+        client.username_pw_set(config.broker.username, config.broker.password)
+    if config.broker.tls:
+        client.tls_set(ca_certs=config.ca_file, certfile=config.cert_file, keyfile=config.key_file)
+    kwargs: dict[str, Any] = {}
+    if config.v5:
+        properties = Properties(PacketTypes.CONNECT)
+        # Without a session expiry an MQTT 5 session ends with the connection: nothing queued.
+        properties.SessionExpiryInterval = config.session_expiry
+        properties.ReceiveMaximum = config.max_unacked
+        kwargs = {"clean_start": False, "properties": properties}
+    client.connect_async(config.broker.host, config.broker.port, config.keepalive, **kwargs)
+    return client

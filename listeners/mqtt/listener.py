@@ -1,20 +1,7 @@
-"""The MQTT listener: subscribe, parse, batch, and acknowledge only what the Celery broker holds.
+"""The MQTT listener: subscribe, parse, batch, and acknowledge only what the Celery broker holds
+(how that makes delivery at-least-once: listeners/mqtt/acks.py).
 
-At-least-once from the MQTT broker to the queue rests on three things:
-
-- a persistent session (clean start off, a stable client id, an MQTT 5 session expiry), so the
-  broker keeps every unacknowledged QoS-1 message for us while we are away;
-- manual acknowledgements: a message's PUBACK is sent only once every event it produced sits
-  in a batch the Celery broker has confirmed (:class:`AckTracker`). A crash anywhere before that
-  leaves the message unacknowledged, and the broker delivers it again;
-- a bounded window: with MQTT 5 we announce ``Receive Maximum = MQTT_MAX_UNACKED``, and the
-  broker never has more unacknowledged messages out to us than that. That *is* the
-  backpressure: a slow Celery broker delays confirmations, hence acks, hence new deliveries,
-  while the MQTT broker queues for us (its ``max_queued_messages`` must be sized for that).
-  With MQTT 3.1.1 the broker's own inflight limit applies (Mosquitto: 20 by default) and
-  ``MQTT_MAX_UNACKED`` should be set to it.
-
-Redelivery is harmless when a message carries its own timestamp (see listeners/mqtt_formats.py):
+Redelivery is harmless when a message carries its own timestamp (see listeners/mqtt/formats.py):
 the same point is written again and overwrites itself.
 
 The loop lives here in small steps (``step``, ``read``, ``handle_message``, ``housekeeping``,
@@ -23,210 +10,34 @@ The loop lives here in small steps (``step``, ``read``, ``handle_message``, ``ho
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 import structlog
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
+from paho.mqtt.enums import MQTTErrorCode
 
-from events.contract import unparseable_event
+from events.contract import SOURCE_MQTT, unparseable_event
 from ingestor_project import metrics as metric_catalogue
 from listeners.backoff import Backoff
 from listeners.batching import Batch, Batcher
 from listeners.filters import EntityFilter
 from listeners.instrumentation import ListenerMetrics
-from listeners.mqtt.client import IngestClient
-from listeners.mqtt.formats import (
-    SOURCE_MQTT,
-    Assembled,
-    JsonOptions,
-    PayloadError,
-    StatestreamAssembler,
-    Subscription,
-    parse_eventstream,
-    parse_json,
-    parse_statestream,
-    parse_value,
+from listeners.mqtt.acks import AckTracker, PendingAck
+from listeners.mqtt.formats import PayloadError, kept_payload, parse
+from listeners.mqtt.settings import MqttConfig
+from listeners.mqtt.statestream import Assembled, StatestreamAssembler, parse_statestream
+from listeners.mqtt.subscriptions import (
+    RetainedCopies,
+    Router,
+    report_subscribed,
+    subscribe_options,
 )
 
 log = structlog.get_logger(__name__)
 
-RETAINED_MODES = ("ingest_once", "ignore", "always")
-PROTOCOLS = ("5", "3.1.1")
-# MQTT 5 Receive Maximum is a two-byte integer.
-MAX_RECEIVE_MAXIMUM = 65535
 
-
-# --- configuration ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Broker:
-    host: str
-    port: int
-    tls: bool
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-
-
-_SCHEMES = {"mqtt": (1883, False), "mqtts": (8883, True)}
-
-
-def broker_from_url(url: str) -> Broker:
-    """``mqtt://[user:pass@]host[:port]`` or ``mqtts://...``. Errors never repeat the URL: it
-    may hold a password."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise ValueError("is not a URL like mqtt://host:1883 (bad port?)") from None
-    if parts.scheme not in _SCHEMES:
-        raise ValueError(f"scheme {parts.scheme!r} is not mqtt:// or mqtts://")
-    if not parts.hostname:
-        raise ValueError("has no host name")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError("must be scheme://host:port only, without a path or query")
-    default_port, tls = _SCHEMES[parts.scheme]
-    return Broker(
-        host=parts.hostname,
-        port=port or default_port,
-        tls=tls,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
-
-
-@dataclass(frozen=True)
-class MqttConfig:
-    subscriptions: tuple[Subscription, ...]
-    broker: Broker = Broker("localhost", 1883, False)
-    client_id: str = "ha-ingestor"
-    protocol: str = "5"
-    keepalive: int = 60
-    session_expiry: int = 7 * 24 * 3600
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    max_unacked: int = 5000
-    max_payload_bytes: int = 256 * 1024
-    retained: str = "ingest_once"
-    statestream_settle: float = 0.5
-    json: JsonOptions = field(default_factory=JsonOptions)
-
-    @property
-    def v5(self) -> bool:
-        return self.protocol == "5"
-
-
-def make_client(config: MqttConfig) -> IngestClient:
-    """A paho client set up for at-least-once: manual acks, persistent session. No I/O yet."""
-    client = IngestClient(
-        CallbackAPIVersion.VERSION2,
-        client_id=config.client_id,
-        clean_session=None if config.v5 else False,
-        protocol=mqtt.MQTTv5 if config.v5 else mqtt.MQTTv311,
-        manual_ack=True,
-    )
-    if config.broker.username:
-        client.username_pw_set(config.broker.username, config.broker.password)
-    if config.broker.tls:
-        client.tls_set(ca_certs=config.ca_file, certfile=config.cert_file, keyfile=config.key_file)
-    kwargs: dict[str, Any] = {}
-    if config.v5:
-        properties = Properties(PacketTypes.CONNECT)
-        # Without a session expiry an MQTT 5 session ends with the connection: nothing queued.
-        properties.SessionExpiryInterval = config.session_expiry
-        properties.ReceiveMaximum = config.max_unacked
-        kwargs = {"clean_start": False, "properties": properties}
-    client.connect_async(config.broker.host, config.broker.port, config.keepalive, **kwargs)
-    return client
-
-
-# --- acknowledgements -------------------------------------------------------------------------
-class _Record:
-    """One received message. ``end`` is the number of events handed to the batcher once all of
-    this message's events were (None while some may still come: an open statestream change)."""
-
-    __slots__ = ("end", "generation", "mid", "qos")
-
-    def __init__(self, mid: int, qos: int, generation: int) -> None:
-        self.mid, self.qos, self.generation = mid, qos, generation
-        self.end: int | None = None
-
-
-class AckTracker:
-    """Decides when a received message may be acknowledged.
-
-    Events enter the batcher in one order and the batcher publishes its batches in that same
-    order (one FIFO, one publisher thread), so "confirmed" is a single running count of events:
-    a message whose last event is the n-th one handed over is safe once n events are confirmed.
-
-    Acknowledgements go out strictly in receive order, because MQTT 3.1.1 §4.6 requires PUBACKs
-    in the order the PUBLISHes arrived. A message yielding no event (filtered, a retained
-    duplicate, an empty payload) therefore waits for every message before it, and a message held
-    by an open statestream change holds back those after it for at most the settle window.
-    """
-
-    def __init__(self) -> None:
-        self._records: deque[_Record] = deque()
-        self._lock = threading.Lock()
-        self._confirmed = 0  # written by the publisher thread
-        self.added = 0
-        self.unacked = 0
-
-    def received(self, mid: int, qos: int, generation: int) -> _Record:
-        record = _Record(mid, qos, generation)
-        self._records.append(record)
-        if qos:
-            self.unacked += 1
-        return record
-
-    def complete(self, record: _Record) -> None:
-        """Every event of this message has been handed to the batcher."""
-        record.end = self.added
-
-    def confirmed(self, events: int) -> None:
-        with self._lock:
-            self._confirmed += events
-
-    def all_confirmed(self) -> bool:
-        """Every event handed to the batcher has been confirmed (on_published has run, which
-        happens after the batch leaves the batcher's queue)."""
-        with self._lock:
-            return self._confirmed >= self.added
-
-    def releasable(self) -> list[_Record]:
-        """Pop, in receive order, the messages whose events are all confirmed."""
-        with self._lock:
-            confirmed = self._confirmed
-        released = []
-        while self._records:
-            head = self._records[0]
-            if head.end is None or head.end > confirmed:
-                break
-            released.append(self._records.popleft())
-            if head.qos:
-                self.unacked -= 1
-        return released
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-
-def kept_payload(payload: bytes) -> str:
-    """A bad payload as text an operator can read: invalid UTF-8 as \\x escapes, and NUL
-    escaped too, because PostgreSQL text cannot hold it (the dead-letter insert would fail)."""
-    return payload.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
-
-
-# --- the listener -----------------------------------------------------------------------------
 class MqttListener:
     # The network loop waits at most this long for data, so a stop request, the settle window
     # and batch flushing are all looked at several times a second.
@@ -234,8 +45,6 @@ class MqttListener:
     # Housekeeping (settle window, batch interval, acks) runs at most this often while messages
     # stream in: every message would cost a scan of the open statestream changes.
     HOUSEKEEPING_EVERY = 0.02
-    # Distinct topics whose subscription match is remembered.
-    ROUTE_CACHE_SIZE = 100_000
     # Packets read in one turn at most, on top of the time bound (HOUSEKEEPING_EVERY).
     READ_BURST = 1000
 
@@ -269,8 +78,8 @@ class MqttListener:
         self.received = 0  # messages paho handed to on_message
         self.next_attempt = 0.0
         self._last_housekeeping = 0.0
-        self._routes: dict[str, Subscription | None] = {}
-        self._last_payload: dict[str, int] = {}
+        self.router = Router(config.subscriptions)
+        self.retained_copies = RetainedCopies(config.retained)
         self._subscribing: dict[int, list[str]] = {}
         self.stats = {
             "events": 0,
@@ -415,39 +224,13 @@ class MqttListener:
     def subscribe(self) -> None:
         """(Re)subscribe every filter at QoS 1, also on a resumed session: a broker that lost
         its state would otherwise send nothing."""
-        topics = [(s.topic_filter, self._subscribe_options()) for s in self.config.subscriptions]
+        options = subscribe_options(self.config.v5, self.config.retained)
+        topics = [(s.topic_filter, options) for s in self.config.subscriptions]
         _, mid = self.client.subscribe(topics)
         self._subscribing[mid] = [s.topic_filter for s in self.config.subscriptions]
 
-    def _subscribe_options(self) -> SubscribeOptions | int:
-        if not self.config.v5:
-            return 1
-        # MQTT 5 lets the broker skip retained copies we have already had: only on a new
-        # subscription (a new or lost session) for ingest_once, never for ignore.
-        handling = {
-            "ingest_once": SubscribeOptions.RETAIN_SEND_IF_NEW_SUB,
-            "ignore": SubscribeOptions.RETAIN_DO_NOT_SEND,
-            "always": SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE,
-        }[self.config.retained]
-        return SubscribeOptions(qos=1, retainHandling=handling)
-
     def on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
-        filters = self._subscribing.pop(mid, [])
-        for topic_filter, reason in zip(filters, reason_codes, strict=False):
-            if reason.is_failure:
-                log.error(
-                    "mqtt_subscribe_refused",
-                    topic_filter=topic_filter,
-                    reason=str(reason),
-                    category="auth",
-                )
-            elif reason.value == 0:
-                log.warning(
-                    "mqtt_subscribed_at_qos_0",
-                    topic_filter=topic_filter,
-                    hint="the broker downgraded the subscription: messages can be lost",
-                )
-        log.info("mqtt_subscribed", topic_filters=filters)
+        report_subscribed(self._subscribing.pop(mid, []), reason_codes)
 
     def on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._link_down(f"disconnected: {reason_code}")
@@ -479,8 +262,8 @@ class MqttListener:
             log.exception("mqtt_message_failed", topic=topic)
             return self._unparseable(record, topic, message.payload, f"internal error: {exc!r}")
 
-    def _take(self, record: _Record, message: mqtt.MQTTMessage, topic: str) -> int:
-        subscription = self._route(topic)
+    def _take(self, record: PendingAck, message: mqtt.MQTTMessage, topic: str) -> int:
+        subscription = self.router.match(topic)
         payload = message.payload
         if subscription is None:
             return self._unmatched(record, topic)
@@ -489,57 +272,20 @@ class MqttListener:
                 f"payload of {len(payload)} bytes is over MQTT_MAX_PAYLOAD_BYTES "
                 f"({self.config.max_payload_bytes})"
             )
-        if self._skip_retained(message.retain, topic, payload):
+        if self.retained_copies.skip(message.retain, topic, payload):
             self.stats["skipped"] += 1
             return self._emit_for(record, [])
         if subscription.format == "statestream":
             return self._statestream(record, topic, payload, live=not message.retain)
-        return self._emit_for(record, [self._parse(subscription, topic, payload)])
+        event = parse(subscription, topic, payload, self.wall_ns(), self.config.json)
+        return self._emit_for(record, [event])
 
-    def _parse(self, subscription: Subscription, topic: str, payload: bytes) -> dict | None:
-        received_ns = self.wall_ns()
-        if subscription.format == "eventstream":
-            return parse_eventstream(payload, received_ns)
-        if subscription.format == "json":
-            return parse_json(subscription, topic, payload, received_ns, self.config.json)
-        return parse_value(subscription, topic, payload, received_ns)
-
-    def _statestream(self, record: _Record, topic: str, payload: bytes, live: bool) -> int:
+    def _statestream(self, record: PendingAck, topic: str, payload: bytes, live: bool) -> int:
         part = parse_statestream(topic, payload)
         if not self._wanted(part.entity_id):
             return self._emit_for(record, [])
         finished = self.assembler.add(part, record, self.clock(), self.wall_ns(), live=live)
         return self._finish(finished)
-
-    def _route(self, topic: str) -> Subscription | None:
-        """The first configured subscription whose filter matches (overlaps: first wins)."""
-        try:
-            return self._routes[topic]
-        except KeyError:
-            pass
-        found = next(
-            (s for s in self.config.subscriptions if mqtt.topic_matches_sub(s.topic_filter, topic)),
-            None,
-        )
-        if len(self._routes) >= self.ROUTE_CACHE_SIZE:
-            self._routes.clear()
-        self._routes[topic] = found
-        return found
-
-    def _skip_retained(self, retained: bool, topic: str, payload: bytes) -> bool:
-        """Retained copies come with every new subscription (every reconnect with MQTT 3.1.1,
-        a lost session with MQTT 5). ingest_once skips a retained copy whose payload equals
-        the last one this process took from that topic, live or retained; the memory is one
-        small integer per topic."""
-        mode = self.config.retained
-        if mode == "always":
-            return False
-        if mode == "ignore":
-            return retained
-        digest = hash(payload)
-        previous = self._last_payload.get(topic)
-        self._last_payload[topic] = digest
-        return retained and previous == digest
 
     def _wanted(self, entity_id: str) -> bool:
         if self.entity_filter is None or self.entity_filter.matches(entity_id):
@@ -548,7 +294,7 @@ class MqttListener:
         self.metrics.filtered()
         return False
 
-    def _emit_for(self, record: _Record, events: Iterable[dict[str, Any] | None]) -> int:
+    def _emit_for(self, record: PendingAck, events: Iterable[dict[str, Any] | None]) -> int:
         taken = 0
         for event in events:
             if event is None:
@@ -577,7 +323,7 @@ class MqttListener:
         self.batcher.add(event)
         self.tracker.added += 1
 
-    def _unparseable(self, record: _Record, topic: str, payload: bytes, error: str) -> int:
+    def _unparseable(self, record: PendingAck, topic: str, payload: bytes, error: str) -> int:
         self.stats["unparseable"] += 1
         self.metrics.unparseable()
         log.warning(
@@ -594,7 +340,7 @@ class MqttListener:
         self.tracker.complete(record)
         return 0
 
-    def _unmatched(self, record: _Record, topic: str) -> int:
+    def _unmatched(self, record: PendingAck, topic: str) -> int:
         # A subscription from an earlier configuration that the persistent session kept.
         if not self.stats["unmatched"]:
             log.warning(

@@ -18,8 +18,9 @@ from django.core.management import call_command
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 from websockets.sync.client import ClientConnection, connect
 
-import hasim.simulator as simulator_module
-from hasim.simulator import HomeAssistantSimulator, SimulatorThread
+import hasim.load
+from hasim.server import HomeAssistantSimulator
+from hasim.thread import SimulatorThread
 from tests.helpers import service_env, wait_until
 
 TOKEN = "simulator-test-token-0123456789"
@@ -267,7 +268,7 @@ def test_events_on_the_wire_are_the_recorded_events(simulator, client_for):
 
 
 def test_timestamps_stay_unique_per_entity_when_the_clock_does_not_move(monkeypatch):
-    monkeypatch.setattr(simulator_module, "now_us", lambda: 1_767_225_600_000_000)
+    monkeypatch.setattr(hasim.load, "now_us", lambda: 1_767_225_600_000_000)
     sim = HomeAssistantSimulator(entities=3, rate=1, wait_for_subscriber=False)
     sim.emit(1000)
     last: dict[str, datetime] = {}

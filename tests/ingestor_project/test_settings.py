@@ -57,6 +57,40 @@ def test_ha_url_needs_a_token_and_a_usable_url():
     )
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("INFLUX_COMPONENT_CONFIG", "{", "INFLUX_COMPONENT_CONFIG is not valid JSON"),
+        ("INFLUX_COMPONENT_CONFIG_GLOB", '{"*": {"colour": 1}}', "_GLOB['*'] must be an object"),
+        ("INFLUX_TAGS", "site", "INFLUX_TAGS: 'site' is not key=value"),
+        ("INFLUX_PRECISION", "h", "INFLUX_PRECISION='h' is not one of"),
+        ("INFLUX_MEASUREMENT_ATTR", "friendly_name", "INFLUX_MEASUREMENT_ATTR='friendly_name'"),
+        ("METRICS_ENABLED", "maybe", "METRICS_ENABLED='maybe' is not a boolean"),
+    ],
+)
+def test_a_bad_point_schema_or_metrics_value_stops_start_up(variable, value, message):
+    result = start(SECRET_KEY="x" * 50, **{variable: value})
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_the_point_schema_is_built_from_the_settings_at_start_up():
+    check = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.INGEST_SCHEMA.precision, settings.INGEST_SCHEMA.tags)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check],
+        cwd=ROOT,
+        env={**BASE, "SECRET_KEY": "x" * 50, "INFLUX_PRECISION": "ms", "INFLUX_TAGS": "site=home"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ms {'site': 'home'}"
+
+
 @pytest.mark.django_db
 def test_the_admin_requires_a_login(client):
     response = client.get("/admin/")

@@ -7,10 +7,11 @@ import json
 
 import pytest
 
-from hasim.simulator import HomeAssistantSimulator
+from hasim.server import HomeAssistantSimulator
 from listeners.backoff import Backoff
 from listeners.batching import Batch, Batcher
-from listeners.homeassistant.client import AuthFailed, HomeAssistantListener
+from listeners.homeassistant.client import HomeAssistantListener
+from listeners.homeassistant.errors import AuthFailed
 
 TOKEN = "listener-test-token-0123456789"
 

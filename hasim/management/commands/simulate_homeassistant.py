@@ -1,20 +1,20 @@
 """python manage.py simulate_homeassistant — a stand-in Home Assistant for demos and benchmarks.
 
-Serves HA's WebSocket API (hasim/simulator.py) with a generated load until SIGINT/SIGTERM.
+Serves HA's WebSocket API (the hasim package) with a generated load until SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import time
 
 import structlog
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from hasim.simulator import DEFAULT_TOKEN, HomeAssistantSimulator
+from hasim.server import DEFAULT_TOKEN, HomeAssistantSimulator
 
 log = structlog.get_logger(__name__)
 
@@ -89,7 +89,7 @@ class Command(BaseCommand):
         return {
             "host": options["host"],
             "port": options["port"],
-            "token": options["token"] or os.environ.get("SIMULATOR_TOKEN") or DEFAULT_TOKEN,
+            "token": options["token"] or settings.SIMULATOR_TOKEN or DEFAULT_TOKEN,
             "entities": options["entities"],
             "rate": options["rate"],
             "events": options["events"],

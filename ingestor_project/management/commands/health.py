@@ -9,7 +9,7 @@ import sys
 
 from django.core.management.base import BaseCommand
 
-from ingestor_project.health import readiness_checks, report, run_checks
+from ingestor_project.readiness import readiness_checks, report, run_checks
 
 
 class Command(BaseCommand):

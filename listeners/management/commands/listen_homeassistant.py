@@ -29,7 +29,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         url, token, simulator = self._source()
-        # Events decoded by orjson travel as orjson: exact, and a third of the codec cost.
+        # Events decoded by orjson travel as orjson: exact, and cheaper than kombu's json.
         batcher = settings_batcher(SOURCE_HOMEASSISTANT, ORJSON)
         context = None
         if url.startswith("wss://") and not settings.HA_VERIFY_SSL:
@@ -95,7 +95,7 @@ class Command(BaseCommand):
     def _source(self):
         if settings.HA_WEBSOCKET_URL:
             return settings.HA_WEBSOCKET_URL, settings.HA_TOKEN, None
-        from hasim.simulator import SimulatorThread
+        from hasim.thread import SimulatorThread
 
         token = secrets.token_urlsafe(24)
         # A bounded record keeps memory flat however long the demo runs.

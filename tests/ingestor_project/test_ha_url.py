@@ -1,6 +1,10 @@
+"""HA_URL: the base URL or the WebSocket URL, both turned into the WebSocket API address."""
+
+from __future__ import annotations
+
 import pytest
 
-from listeners.homeassistant.url import websocket_url
+from ingestor_project.ha_url import websocket_url
 
 
 @pytest.mark.parametrize(
