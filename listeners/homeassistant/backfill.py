@@ -8,7 +8,8 @@ with ``lu``, so a backfilled change and its live copy are one and the same point
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,10 +54,34 @@ def history_command(entity_ids: list[str], start_ns: int, end_ns: int) -> dict[s
     }
 
 
-def history_events(entity_id: str, rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+BadRow = Callable[[Any, str], None]
+
+
+def _row_problem(row: Any) -> str | None:
+    if not isinstance(row, dict):
+        return "history row is not an object"
+    if not isinstance(row.get("s"), str):
+        return "history row has no state string (s)"
+    stamp = row.get("lu")
+    if isinstance(stamp, bool) or not isinstance(stamp, int | float) or not math.isfinite(stamp):
+        return "history row has no numeric last_updated (lu)"
+    if not isinstance(row.get("a", {}), dict):
+        return "history row attributes (a) are not an object"
+    return None
+
+
+def history_events(entity_id: str, rows: Any, on_bad: BadRow) -> Iterator[dict[str, Any]]:
+    """The state events of one entity's compressed history rows; a malformed row goes to
+    ``on_bad`` with its reason (HA carries attributes forward: a row without ``a`` keeps the
+    previous row's)."""
+    if not isinstance(rows, list):
+        on_bad(rows, f"history of {entity_id!r:.200} is not a list of rows")
+        return
     attributes: dict[str, Any] = {}
     for row in rows:
-        if not isinstance(row, dict) or "s" not in row or "lu" not in row:
+        problem = _row_problem(row)
+        if problem is not None:
+            on_bad(row, f"{entity_id:.200}: {problem}")
             continue
         attributes = row.get("a", attributes)
         yield state_event(

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed
 
 from events.contract import SOURCE_HOMEASSISTANT, unparseable_event
 from listeners.backoff import Backoff
@@ -26,7 +26,8 @@ from listeners.batching import Batch, Batcher
 from listeners.filters import EntityFilter
 from listeners.homeassistant.backfill import BackfillPolicy
 from listeners.homeassistant.cursor import HighWaterMark
-from listeners.homeassistant.errors import AuthFailed, ProtocolFailed
+from listeners.homeassistant.errors import CONNECTION_ERRORS, AuthFailed, ProtocolFailed
+from listeners.homeassistant.frames import decode_leniently, head, text_of
 from listeners.homeassistant.gapfill import GapFill
 from listeners.homeassistant.normalise import NormaliseError, normalise_event
 from listeners.instrumentation import ListenerMetrics
@@ -71,14 +72,8 @@ class HomeAssistantListener:
         self.subscriptions: dict[int, str | None] = {}
         self.connected = False
         self.ha_version: str | None = None
-        self.stats = {
-            "events": 0,
-            "unparseable": 0,
-            "skipped": 0,
-            "filtered": 0,
-            "reconnects": 0,
-            "backfilled": 0,
-        }
+        counted = ("events", "unparseable", "skipped", "filtered", "reconnects", "backfilled")
+        self.stats = dict.fromkeys(counted, 0)
         self.cursor = cursor
         policy = backfill or BackfillPolicy()
         self.gapfill = (
@@ -117,14 +112,7 @@ class HomeAssistantListener:
             delay = max(self.AUTH_RETRY_MIN, self.backoff.next_delay())
             log.error("ha_auth_failed", error=str(exc), category="auth", retry_in=round(delay, 1))
             return delay
-        except (
-            OSError,
-            TimeoutError,
-            ConnectionClosed,
-            InvalidHandshake,
-            InvalidURI,
-            ProtocolFailed,
-        ) as exc:
+        except CONNECTION_ERRORS as exc:
             delay = self.backoff.next_delay()
             level = log.error if self.backoff.serious else log.warning
             level(
@@ -132,6 +120,15 @@ class HomeAssistantListener:
                 error=f"{type(exc).__name__}: {exc}",
                 category="connection",
                 attempt=self.backoff.failures,
+                retry_in=round(delay, 2),
+            )
+            return delay
+        except Exception as exc:
+            delay = self.backoff.next_delay()
+            log.exception(
+                "ha_session_failed",
+                error=f"{type(exc).__name__}: {str(exc)[:300]}",
+                category="bug",
                 retry_in=round(delay, 2),
             )
             return delay
@@ -224,7 +221,8 @@ class HomeAssistantListener:
             self.waiting.pop(command["id"], None)
 
     def _answer(self, message: dict[str, Any]) -> bool:
-        future = self.waiting.get(message.get("id"))  # type: ignore[arg-type]
+        msg_id = message.get("id")
+        future = self.waiting.get(msg_id) if type(msg_id) is int else None
         if future is None or future.done():
             return False
         if message.get("type") == "result" and not message.get("success"):
@@ -266,8 +264,9 @@ class HomeAssistantListener:
     async def _receive_json(self, ws: ClientConnection) -> Any:
         raw = await asyncio.wait_for(ws.recv(), timeout=HANDSHAKE_TIMEOUT)
         try:
-            return json.loads(raw)
+            return orjson.loads(raw)
         except ValueError:
+            # Not JSON, or nested deeper than a decoder takes (orjson stops at 1024 levels).
             raise ProtocolFailed("Home Assistant sent a frame that is not JSON") from None
 
     async def authenticate(self, ws: ClientConnection) -> None:
@@ -318,26 +317,48 @@ class HomeAssistantListener:
 
     # --- messages ------------------------------------------------------------------------
     def handle_frame(self, raw: str | bytes) -> int:
-        """Handle one WebSocket frame (an object or a coalesced array); returns events taken."""
+        """Handle one WebSocket frame (an object or a coalesced array); returns events taken.
+
+        Never raises: whatever a frame holds ends as events, dead letters or log lines.
+        """
         try:
-            # orjson: frame decoding was a third of the listener's CPU with the json module.
+            # orjson: frame decoding was the listener's largest cost with the json module.
             message = orjson.loads(raw)
-        except ValueError as exc:
-            self._unparseable(raw, f"not JSON: {exc}")
-            head = raw[:200]
-            if isinstance(head, bytes):
-                head = head.decode("utf-8", errors="backslashreplace")
-            log.warning("ha_frame_unparseable", category="unparseable", bytes=len(raw), head=head)
-            return 0
+        except ValueError:
+            return self._handle_odd_frame(raw)
         taken = 0
         for item in message if isinstance(message, list) else [message]:
             taken += self.handle_message(item)
         return taken
 
+    def _handle_odd_frame(self, raw: str | bytes) -> int:
+        """A frame orjson refuses: only the messages that cannot travel are set aside."""
+        try:
+            items, aside = decode_leniently(raw)
+        except ValueError as exc:
+            self._unparseable(raw, f"not JSON: {str(exc)[:200]}")
+            log.warning(
+                "ha_frame_unparseable", category="unparseable", bytes=len(raw), head=head(raw)
+            )
+            return 0
+        for text, problem in aside:
+            self._unparseable(text, problem)
+            log.warning("ha_message_unparseable", category="unparseable", error=problem)
+        return sum(self.handle_message(item) for item in items)
+
     def handle_message(self, message: Any) -> int:
+        try:
+            return self._handle_message(message)
+        except Exception as exc:  # noqa: BLE001 - one odd message never ends the listener
+            error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            self._unparseable(text_of(message), f"message could not be handled: {error}")
+            log.warning("ha_message_unparseable", category="unparseable", error=error)
+            return 0
+
+    def _handle_message(self, message: Any) -> int:
         if not isinstance(message, dict):
-            self._unparseable(json.dumps(message), "message is not a JSON object")
-            log.warning("ha_message_unparseable", category="unparseable", head=str(message)[:200])
+            self._unparseable(text_of(message), "message is not a JSON object")
+            log.warning("ha_message_unparseable", category="unparseable", head=head(message))
             return 0
         kind = message.get("type")
         if kind in ("result", "pong") and self._answer(message):
@@ -345,7 +366,9 @@ class HomeAssistantListener:
         if kind == "event":
             return self.handle_event(message.get("event"))
         if kind == "result" and not message.get("success"):
-            log.warning("ha_command_failed", id=message.get("id"), error=message.get("error"))
+            log.warning(
+                "ha_command_failed", id=head(message.get("id")), error=head(message.get("error"))
+            )
         return 0
 
     def _unparseable(self, payload: str | bytes, error: str) -> None:
@@ -357,7 +380,7 @@ class HomeAssistantListener:
         try:
             normalised = normalise_event(event)
         except NormaliseError as exc:
-            self._unparseable(json.dumps(event, default=str), str(exc))
+            self._unparseable(text_of(event), str(exc))
             log.warning("ha_event_unparseable", category="unparseable", error=str(exc))
             return 0
         if normalised is None:

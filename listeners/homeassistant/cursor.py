@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import structlog
 from django.db import close_old_connections
@@ -17,11 +18,14 @@ from listeners.models import SourceCursor
 log = structlog.get_logger(__name__)
 
 SAVE_INTERVAL = 1.0
+# The mark never passes the present by more than this: an event stamped years ahead (a bad
+# clock, a hostile source) would otherwise make every later backfill cover a negative period.
+CLOCK_SKEW_NS = 5 * 60 * 10**9
 
 
 class HighWaterMark:
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, name: str, now_ns: Callable[[], int] = time.time_ns) -> None:
+        self.name, self.now_ns = name, now_ns
         self.lock = threading.Lock()
         self.confirmed: int | None = None  # newest event time in a confirmed batch
         self.holds: dict[int, int] = {}  # backfill id -> its start: the mark may not pass it
@@ -31,7 +35,12 @@ class HighWaterMark:
     def load(self) -> int | None:
         row = SourceCursor.objects.filter(name=self.name).first()
         self.saved = self.confirmed = row.position_ns if row else None
-        return self.saved
+        ceiling = self.now_ns() + CLOCK_SKEW_NS
+        if self.confirmed is not None and self.confirmed > ceiling:
+            # Saved by a version without the clamp, from a future-stamped event: start from now.
+            log.warning("cursor_in_the_future", source=self.name, category="clock")
+            self.confirmed = ceiling
+        return self.confirmed
 
     def hold(self, backfill_id: int, start_ns: int) -> None:
         with self.lock:
@@ -49,6 +58,7 @@ class HighWaterMark:
 
     def confirm(self, newest_ns: int) -> None:
         """Called from the publisher thread once a batch is in the broker."""
+        newest_ns = min(newest_ns, self.now_ns() + CLOCK_SKEW_NS)
         with self.lock:
             if self.confirmed is None or newest_ns > self.confirmed:
                 self.confirmed = newest_ns

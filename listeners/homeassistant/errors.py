@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
 
 class AuthFailed(Exception):
     """HA refused the token: retrying quickly cannot help, an operator has to act."""
@@ -9,3 +11,14 @@ class AuthFailed(Exception):
 
 class ProtocolFailed(Exception):
     """HA answered something the protocol does not allow at this point."""
+
+
+# What ends a connection in the ordinary course of things: reconnect with backoff.
+CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidURI,
+    ProtocolFailed,
+)

@@ -14,12 +14,14 @@ from typing import Any
 import structlog
 from websockets.exceptions import ConnectionClosed
 
+from events.contract import SOURCE_HOMEASSISTANT, unparseable_event
 from events.times import ns_to_iso
 from listeners.batching import Batch, Batcher
 from listeners.filters import EntityFilter
 from listeners.homeassistant.backfill import BackfillPolicy, history_command, history_events
 from listeners.homeassistant.cursor import HighWaterMark
 from listeners.homeassistant.errors import ProtocolFailed
+from listeners.homeassistant.frames import text_of
 from listeners.instrumentation import ListenerMetrics
 
 log = structlog.get_logger(__name__)
@@ -62,6 +64,9 @@ class GapFill:
             # The hold stays: the next connection backfills this gap again.
             log.error("ha_backfill_failed", error=str(exc)[:300], category="connection")
             return
+        except Exception as exc:
+            log.exception("ha_backfill_failed", error=repr(exc)[:300], category="bug")
+            return
         seq = self.batcher.seal()
         with self.release_lock:
             self.release_at.append((seq, backfill_id))
@@ -69,11 +74,7 @@ class GapFill:
 
     async def _backfill(self, request: Request, start_ns: int, until_ns: int) -> int:
         states = await request({"type": "get_states"}, self.policy.timeout)
-        entity_ids = sorted(
-            s["entity_id"]
-            for s in states or []
-            if not self.entity_filter or self.entity_filter.matches(s["entity_id"])
-        )
+        entity_ids = self._entity_ids(states)
         log.info(
             "ha_backfill_started",
             entities=len(entity_ids),
@@ -93,10 +94,32 @@ class GapFill:
             )
         return total
 
-    async def _enqueue_history(self, rows: dict[str, list[dict[str, Any]]]) -> int:
+    def _entity_ids(self, states: Any) -> list[str]:
+        if not isinstance(states, list):
+            self.set_aside(states, "get_states answer is not a list")
+            return []
+        entity_ids = []
+        for state in states:
+            entity_id = state.get("entity_id") if isinstance(state, dict) else None
+            if not isinstance(entity_id, str) or "." not in entity_id:
+                self.set_aside(state, "get_states entry has no valid entity_id")
+            elif not self.entity_filter or self.entity_filter.matches(entity_id):
+                entity_ids.append(entity_id)
+        return sorted(entity_ids)
+
+    def set_aside(self, value: Any, reason: str) -> None:
+        """Something HA's answer should not hold: kept as a dead letter, and the fill goes on."""
+        log.warning("ha_backfill_row_unparseable", category="unparseable", error=reason)
+        self.metrics.unparseable()
+        self.batcher.add(unparseable_event(SOURCE_HOMEASSISTANT, text_of(value), reason))
+
+    async def _enqueue_history(self, rows: Any) -> int:
+        if not isinstance(rows, dict):
+            self.set_aside(rows, "history answer is not an object of entity rows")
+            return 0
         count = 0
         for entity_id, entity_rows in rows.items():
-            for event in history_events(entity_id, entity_rows):
+            for event in history_events(entity_id, entity_rows, self.set_aside):
                 while not self.batcher.has_room():
                     await asyncio.sleep(0.05)
                 self.batcher.add(event)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from events.times import seconds_to_ns
-from hasim.simulator import HomeAssistantSimulator
+from hasim.server import HomeAssistantSimulator
 from listeners.batching import Batch, Batcher, PublisherThread
 from listeners.homeassistant.backfill import BackfillPolicy, history_command, history_events
 from listeners.homeassistant.client import HomeAssistantListener
@@ -30,7 +30,9 @@ def test_rows_become_state_events_with_their_attributes():
         {"s": "22.0", "a": {"unit_of_measurement": "°C"}, "lu": 1767323046.5, "lc": 1767323046.5},
         {"bad": "row"},
     ]
-    events = list(history_events("sensor.t", rows))
+    bad = []
+    events = list(history_events("sensor.t", rows, lambda row, reason: bad.append(reason)))
+    assert bad == ["sensor.t: history row has no state string (s)"]
     assert [(e["time"], e["state"]) for e in events] == [
         (1767323045123456000, "21.5"),
         (1767323046500000000, "22.0"),
