@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from tasks import deadletters
 from tasks.ingest import get_writer
 from tasks.models import BreakerState, FailedWrite, PayloadFormat
+from tasks.replay import lines_of, replay_letter
 
 
 @admin.register(FailedWrite)
@@ -66,7 +67,7 @@ class FailedWriteAdmin(admin.ModelAdmin):
     def replay(self, request, queryset) -> None:
         writer, done, failed = get_writer(), 0, 0
         for letter in queryset.filter(status="pending"):
-            if deadletters.replay(letter, writer, settings.INGEST_SCHEMA):
+            if replay_letter(letter, writer, settings.INGEST_SCHEMA):
                 done += 1
             else:
                 failed += 1
@@ -106,7 +107,7 @@ class FailedWriteAdmin(admin.ModelAdmin):
         lines = []
         for letter in queryset.order_by("pk"):
             try:
-                lines.extend(deadletters.lines_of(letter, settings.INGEST_SCHEMA))
+                lines.extend(lines_of(letter, settings.INGEST_SCHEMA))
             except ValueError:
                 continue  # raw source messages have no points
         response = HttpResponse("\n".join(lines) + "\n", content_type="text/plain")

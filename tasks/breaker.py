@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from tasks.models import CLOSED, HALF_OPEN, OPEN, BreakerState
 
 STATE_VALUES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
+INFLUX_BREAKER = "influxdb"
 
 
 class CircuitBreaker:
@@ -85,3 +87,10 @@ class CircuitBreaker:
 
     def reset(self) -> None:
         BreakerState.objects.filter(name=self.name).delete()
+
+
+def influx_breaker() -> CircuitBreaker:
+    """The breaker in front of InfluxDB, shared by every worker process."""
+    return CircuitBreaker(
+        INFLUX_BREAKER, threshold=settings.BREAKER_THRESHOLD, cooldown=settings.BREAKER_COOLDOWN
+    )

@@ -1,4 +1,5 @@
-"""Celery tasks: thin wrappers with stable names around the functions that do the work.
+"""The Celery tasks: thin wrappers with stable names around the functions that do the work
+(found by ``autodiscover_tasks(related_name="celery_tasks")`` in ingestor_project/celery.py).
 
 Retrying is explicit rather than ``autoretry_for``: when a batch runs out of retries it must
 become a dead letter *before* the message is acknowledged, or it would be lost.
@@ -19,18 +20,11 @@ from events.codec import unpack_events
 from ingestor_project import metrics
 from ingestor_project.gc_tuning import tune_gc
 from tasks import deadletters, ingest
-from tasks.breaker import CircuitBreaker
+from tasks.breaker import CLOSED, CircuitBreaker, influx_breaker
 from tasks.errors import AuthWriteError, ThrottledWriteError, TransientWriteError
+from tasks.replay import replay_pending
 
 log = structlog.get_logger(__name__)
-
-INFLUX_BREAKER = "influxdb"
-
-
-def influx_breaker() -> CircuitBreaker:
-    return CircuitBreaker(
-        INFLUX_BREAKER, threshold=settings.BREAKER_THRESHOLD, cooldown=settings.BREAKER_COOLDOWN
-    )
 
 
 @worker_process_init.connect
@@ -148,21 +142,11 @@ def _retry_or_dead_letter(task, events, batch_id, exc: TransientWriteError) -> i
     raise task.retry(exc=exc, countdown=countdown)
 
 
-@shared_task(name="tasks.record_unparseable", acks_late=True, ignore_result=True)
-def record_unparseable(
-    payload: str, source: str, error: str, context: str = "", **_kwargs: Any
-) -> None:
-    """A source message a listener could not parse, kept as a dead letter."""
-    deadletters.record_raw(payload, source=source, error=error, context=context)
-
-
 @shared_task(
     name="tasks.replay_failed_writes", ignore_result=True, time_limit=600, soft_time_limit=580
 )
 def replay_failed_writes(limit: int = 100, **_kwargs: Any) -> int:
     """Periodic: replay retryable dead letters once InfluxDB is healthy (breaker closed)."""
-    from tasks.breaker import CLOSED
-
     if influx_breaker().state() != CLOSED:
         return 0
-    return ingest.replay_pending(limit=limit)
+    return replay_pending(limit=limit)

@@ -1,4 +1,5 @@
-"""Recording and replaying dead letters (FailedWrite rows)."""
+"""The dead-letter store: recording FailedWrite rows, listing and discarding them (tasks/replay.py
+writes them again)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,19 @@ from collections.abc import Iterable
 from typing import Any
 
 import structlog
-from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from ingestor_project import metrics
-from tasks.errors import WriteError
-from tasks.influx import Writer
 from tasks.models import RETRYABLE, Category, FailedWrite, PayloadFormat, Status
-from tasks.schema import SchemaOptions
 
 log = structlog.get_logger(__name__)
 
 
 def _storable(text: str) -> str:
-    """PostgreSQL text cannot hold NUL: keep it visible as an escape instead."""
-    return text.replace("\x00", "\\u0000") if "\x00" in text else text
+    """PostgreSQL text cannot hold NUL: shown as ``\\x00``, as a raw payload shows the bytes it
+    could not decode (an events payload is JSON, whose own ``\\u0000`` replays intact)."""
+    return text.replace("\x00", "\\x00") if "\x00" in text else text
 
 
 def _entity_ids(events: Iterable[dict[str, Any]]) -> str:
@@ -114,47 +113,13 @@ def record_raw(payload: str, *, source: str, error: str, context: str = "") -> F
     )
 
 
-def lines_of(letter: FailedWrite, options: SchemaOptions) -> list[str]:
-    from tasks.ingest import events_to_lines
-
-    if letter.payload_format == PayloadFormat.LINE_PROTOCOL:
-        return [text for text in letter.payload.splitlines() if text]
-    if letter.payload_format == PayloadFormat.EVENTS:
-        lines, _ = events_to_lines(json.loads(letter.payload), options)
-        return lines
-    raise ValueError("a raw source message cannot be replayed; fix the source, then discard it")
-
-
-def replay(letter: FailedWrite, writer: Writer, options: SchemaOptions) -> bool:
-    """Write one dead letter again. True when written; a failure is recorded on the row."""
-    try:
-        writer.write(lines_of(letter, options))
-    except (WriteError, ValueError) as exc:
-        with transaction.atomic():
-            FailedWrite.objects.filter(pk=letter.pk).update(
-                attempts=letter.attempts + 1, last_failed_at=timezone.now(), error=str(exc)[:10_000]
-            )
-        log.warning(
-            "dead_letter_replay_failed",
-            id=letter.pk,
-            error=str(exc)[:300],
-            category=getattr(exc, "category", "unparseable"),
-        )
-        return False
-    FailedWrite.objects.filter(pk=letter.pk).update(
-        status=Status.REPLAYED, resolved_at=timezone.now()
-    )
-    log.info("dead_letter_replayed", id=letter.pk, points=letter.points)
-    return True
-
-
-def pending(categories: Iterable[str] = RETRYABLE):
+def pending(categories: Iterable[str] = RETRYABLE) -> QuerySet[FailedWrite]:
     return FailedWrite.objects.filter(
         status=Status.PENDING, category__in=list(categories)
     ).order_by("first_failed_at")
 
 
-def discard(queryset) -> int:
+def discard(queryset: QuerySet[FailedWrite]) -> int:
     return queryset.filter(status=Status.PENDING).update(
         status=Status.DISCARDED, resolved_at=timezone.now()
     )

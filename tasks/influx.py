@@ -117,8 +117,7 @@ class V2Writer:
         gzip_bodies: bool = True,
         verify_ssl: bool = True,
     ) -> None:
-        # Imported here: influxdb-client (and the reactivex it pulls in) is 20 MiB of modules
-        # that every process of a v1 deployment, and every listener, would carry for nothing.
+        # Imported here: influxdb-client and reactivex are large, and only v2 deployments use them.
         from influxdb_client import InfluxDBClient, WritePrecision
         from influxdb_client.client.write_api import SYNCHRONOUS
         from influxdb_client.rest import ApiException

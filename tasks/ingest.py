@@ -168,14 +168,3 @@ def write_batch(
         ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return written
-
-
-def replay_pending(*, limit: int, categories=None, ids=None) -> int:
-    """Replay pending dead letters (retryable categories unless told otherwise)."""
-    queryset = deadletters.pending(categories) if categories else deadletters.pending()
-    if ids:
-        queryset = queryset.filter(pk__in=ids)
-    replayed = 0
-    for letter in queryset[:limit]:
-        replayed += deadletters.replay(letter, get_writer(), settings.INGEST_SCHEMA)
-    return replayed

@@ -11,8 +11,7 @@ escaping rule in one small, tested place. The rules were checked against a real 
   "time" is refused as a tag or field key.
 - In measurement names and field keys InfluxDB takes a backslash before a comma, space, equals
   sign or quote as an escape whatever precedes it, and skips leading whitespace or NUL: such
-  names cannot round-trip and are refused (the property tests against the real server found
-  both).
+  names cannot round-trip and are refused (tests/tasks/test_schema_properties.py).
 - String field values escape backslashes and double quotes; newlines are fine inside them.
 """
 
@@ -73,8 +72,8 @@ def _check_name(what: str, text: str) -> None:
         raise Unrepresentable(what, text, "has a backslash before , = space or quote")
 
 
-# Names repeat endlessly (the same fields, tags and entities in every batch): remembering their
-# escaped form halves the cost of a point. Bounded, so odd data cannot grow it without limit.
+# Names repeat endlessly (the same fields, tags and entities in every batch), so their escaped
+# form is remembered (docs/benchmarks.md, "Point conversion"); bounded against odd data.
 @lru_cache(maxsize=65536)
 def escape_measurement(name: str) -> str:
     _check_name("measurement", name)
@@ -156,23 +155,3 @@ def series_key(measurement: str, tags: Mapping[str, str], problems: list[str]) -
             except Unrepresentable as exc:
                 problems.append(f"tag {key[:60]!r} left out: {exc.what} {exc.reason}")
     return head
-
-
-def line(
-    measurement: str,
-    tags: Mapping[str, str],
-    fields: Mapping[str, FieldValue],
-    time: int,
-    problems: list[str] | None = None,
-) -> str | None:
-    """One point; None when it has no field InfluxDB can store.
-
-    A field or tag InfluxDB cannot store is left out and described in ``problems``; an
-    unstorable measurement or time raises Unrepresentable (the caller decides what then).
-    """
-    check_time(time)
-    skipped = problems if problems is not None else []
-    formatted = field_set(fields, skipped)
-    if not formatted:
-        return None
-    return f"{series_key(measurement, tags, skipped)} {','.join(formatted)} {time}"

@@ -16,21 +16,23 @@ each improvement switchable in SchemaOptions:
 - names InfluxDB cannot store never reach it (see tasks/line_protocol.py): the attribute is
   left out and reported, the measurement falls back to the entity id;
 - events other than ``state_changed`` are stored in their own measurement.
+
+Every event takes one path: ``convert`` applies HA's rules (what ``state_point`` and
+``event_point`` return) and builds the line. A state's series (everything of its point but the
+state) is remembered per SchemaOptions, by entity and attributes.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
-import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import orjson
 
+from events.contract import STATE_CHANGED
+from tasks.attributes import add_attributes, as_float
 from tasks.line_protocol import (
     Unrepresentable,
     check_time,
@@ -38,6 +40,7 @@ from tasks.line_protocol import (
     representable_tag_value,
     series_key,
 )
+from tasks.overrides import EntityOverrides, bounded_put
 
 # HA's state_as_number (homeassistant/helpers/state.py): exact, case-sensitive matches.
 STATE_NUMBERS = {
@@ -46,51 +49,18 @@ STATE_NUMBERS = {
     "not_home": 0.0,
 }  # fmt: skip
 UNAVAILABLE_STATES = ("unknown", "unavailable")
-# A text attribute with digits inside also gets a float field, as in HA's integration, whose
-# test is the regex ^[^\.]*\d+\.?\d+[^\.]*$. That regex backtracks catastrophically on long
-# digit runs (800 digits: minutes), so the same predicate is computed in linear time: no dot
-# and two adjacent digits somewhere, or exactly one dot with a digit on each side of it.
-_TWO_DIGITS = re.compile(r"\d\d")
-_DIGIT_DOT_DIGIT = re.compile(r"\d\.\d")
-
-
-def has_digit_tail(text: str) -> bool:
-    dots = text.count(".")
-    if dots == 0:
-        return _TWO_DIGITS.search(text) is not None
-    return dots == 1 and _DIGIT_DOT_DIGIT.search(text) is not None
-
-
-_NOT_DECIMAL = re.compile(r"[^\d.]+")
 PRECISION_DIVISORS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 MEASUREMENT_ATTRS = ("unit_of_measurement", "domain__device_class", "entity_id")
-RESERVED_FIELDS = frozenset({"state", "value"})
+EVENTS_MEASUREMENT = "ha_events"
 # Tags whose values HA bounds itself (a fixed list of domains, the home's entities, the event
 # types integrations define): a cardinality cap would only merge real data.
 UNCAPPED_TAGS = frozenset({"domain", "entity_id", "event_type"})
+CONTEXT_FIELDS = ("context_id", "context_parent_id", "context_user_id")
+# Per SchemaOptions; cleared when full, so odd data cannot grow it without limit.
+MAX_MEMO_SERIES = 20_000
 
-
-@dataclass(frozen=True)
-class EntityOverrides:
-    """HA's component_config / _domain / _glob: per-key merge, domain < glob < entity."""
-
-    entities: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    domains: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    globs: tuple[tuple[str, Mapping[str, Any]], ...] = ()
-
-    def __post_init__(self) -> None:
-        patterns = tuple((re.compile(fnmatch.translate(g)), cfg) for g, cfg in self.globs)
-        object.__setattr__(self, "_patterns", patterns)
-        object.__setattr__(self, "get", lru_cache(maxsize=65536)(self._lookup))
-
-    def _lookup(self, entity_id: str) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
-        merged.update(self.domains.get(entity_id.split(".", 1)[0], {}))
-        for pattern, cfg in self._patterns:  # type: ignore[attr-defined]
-            if pattern.match(entity_id):
-                merged.update(cfg)
-        merged.update(self.entities.get(entity_id, {}))
-        return merged
+TagGuard = Callable[[str, str], str]
+Parts = tuple[str, dict[str, str], dict[str, Any]]  # measurement, tags, fields
 
 
 @dataclass(frozen=True)
@@ -105,13 +75,13 @@ class SchemaOptions:
     precision: str = "ns"
     json_attributes: bool = True
     write_unavailable: bool = False
-    events_measurement: str = "ha_events"
+    events_measurement: str = EVENTS_MEASUREMENT
     # Keys of event data that become tags of other events: bounded vocabularies only.
     event_tag_keys: tuple[str, ...] = ("domain", "service")
-
-    def __post_init__(self) -> None:
-        # Series of state changes already worked out, by entity and attributes (see _series).
-        object.__setattr__(self, "series_memo", {})
+    # State series already worked out under these options (see _series); a copy starts empty.
+    _series_memo: dict[tuple[str, bytes | None], _Series] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
 
 @dataclass
@@ -122,34 +92,7 @@ class Conversion:
     problems: list[str] = field(default_factory=list)
 
 
-TagGuard = Callable[[str, str], str]
-
-
-def _float(value: Any) -> float | None:
-    """Python's float() as HA applies it: bools and ints count, huge ints do not."""
-    if isinstance(value, (bool, int, float)):
-        try:
-            return float(value)
-        except OverflowError:
-            return None
-    if isinstance(value, str):
-        # float() reads only whitespace, a sign, digits, "." or inf/nan/infinity first: most
-        # text ("on", "Kitchen", "mdi:lamp") is refused here, without a raised ValueError.
-        if value[:1].isalpha() and value[0] not in "iInN":
-            return None
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _text(value: Any, options: SchemaOptions) -> str:
-    if options.json_attributes and isinstance(value, (list, dict)):
-        return json.dumps(
-            value, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=str
-        )
-    return str(value)
+# --- HA's rules: what a point carries ----------------------------------------------------------
 
 
 def _measurement(
@@ -175,99 +118,96 @@ def _measurement(
     return str(measurement), options.measurement_attr != "unit_of_measurement", include_dc
 
 
-def _state_fields(state: str) -> dict[str, Any]:
-    value = _float(state)
+def _state_inputs(
+    event: Mapping[str, Any], options: SchemaOptions
+) -> tuple[dict[str, Any], Mapping[str, Any] | None] | None:
+    """(the state's own fields, the attributes its series comes from: None for the bare series
+    of an unavailable state), or None when HA skips the state altogether."""
+    state = event["state"]
+    if state in UNAVAILABLE_STATES or state == "":
+        return ({"state": state}, None) if options.write_unavailable and state else None
+    attributes = event.get("attributes") or {}
+    value = as_float(state)
     if value is not None:
-        return {"value": value}
+        return {"value": value}, attributes
     number = STATE_NUMBERS.get(state)
     if number is not None:
-        return {"state": state, "value": number}
-    return {"state": state}
+        return {"state": state, "value": number}, attributes
+    return {"state": state}, attributes
 
 
-def _field_name(key: str, fields: Mapping[str, Any]) -> str:
-    if key in fields or key in RESERVED_FIELDS:
-        key = f"{key}_"
-    return "time_" if key == "time" else key
-
-
-def _add_attribute(key: str, value: Any, fields: dict[str, Any], options: SchemaOptions) -> None:
-    key = _field_name(key, fields)
-    number = _float(value)
-    if number is not None:
-        if math.isfinite(number):
-            fields[f"{key}_num" if key.endswith("_str") else key] = number
-        return
-    text = _text(value, options)
-    fields[f"{key}_str"] = text
-    if has_digit_tail(text):
-        number = _float(_NOT_DECIMAL.sub("", text))
-        if number is not None and math.isfinite(number):
-            fields[f"{key}_num" if key.endswith("_str") else key] = number
-
-
-def _attributes(
-    attributes: Mapping[str, Any],
-    skip: set[str],
-    tags: dict[str, str],
-    fields: dict[str, Any],
-    options: SchemaOptions,
-) -> None:
-    for key, value in attributes.items():
-        if key in options.tags_attributes:
-            text = _text(value, options)
-            if representable_tag_value(text):
-                tags[key] = text
-                continue
-        if key not in skip:
-            _add_attribute(key, value, fields, options)
-
-
-def _ignored(entity_config: Mapping[str, Any], options: SchemaOptions) -> set[str]:
+def _skipped(
+    entity_config: Mapping[str, Any], options: SchemaOptions, include_uom: bool, include_dc: bool
+) -> set[str]:
     ignored = entity_config.get("ignore_attributes") or ()
-    if isinstance(ignored, str):
-        ignored = (ignored,)
-    return set(ignored) | options.ignore_attributes
-
-
-def state_fields_and_tags(event: Mapping[str, Any], options: SchemaOptions):
-    """(measurement, tags, fields) of a state change, or None when HA would skip it."""
-    state, entity_id = event["state"], event["entity_id"]
-    if state in UNAVAILABLE_STATES or state == "":
-        if not (options.write_unavailable and state):
-            return None
-        domain, _, object_id = entity_id.partition(".")
-        return (
-            entity_id,
-            {"domain": domain, "entity_id": object_id, **options.tags},
-            {"state": state},
-        )
-    attributes = event.get("attributes") or {}
-    measurement, tags, attribute_fields = _series_parts(entity_id, attributes, options)
-    return measurement, tags, {**_state_fields(state), **attribute_fields}
-
-
-def _series_parts(entity_id: str, attributes: Mapping[str, Any], options: SchemaOptions):
-    """(measurement, tags, attribute fields): everything of a state's point but its state."""
-    domain, _, object_id = entity_id.partition(".")
-    tags = {"domain": domain, "entity_id": object_id}
-    entity_config = options.overrides.get(entity_id)  # type: ignore[operator]
-    measurement, include_uom, include_dc = _measurement(
-        entity_id, attributes, entity_config.get("override_measurement"), options
-    )
-    skip = _ignored(entity_config, options)
+    skip = {ignored} if isinstance(ignored, str) else set(ignored)
+    skip |= options.ignore_attributes
     if not include_uom:
         skip.add("unit_of_measurement")
     if not include_dc:
         skip.add("device_class")
-    # The state's fields (value, state) never collide with these: both names are reserved.
+    return skip
+
+
+def _series_parts(
+    entity_id: str, attributes: Mapping[str, Any] | None, options: SchemaOptions
+) -> Parts:
+    """(measurement, tags, attribute fields): everything of a state's point but its state."""
+    domain, _, object_id = entity_id.partition(".")
+    tags = {"domain": domain, "entity_id": object_id}
     fields: dict[str, Any] = {}
-    _attributes(attributes, skip, tags, fields, options)
+    if attributes is None:
+        return entity_id, {**tags, **options.tags}, fields
+    entity_config = options.overrides.get(entity_id)
+    measurement, include_uom, include_dc = _measurement(
+        entity_id, attributes, entity_config.get("override_measurement"), options
+    )
+    # The state's fields (value, state) never collide with these: both names are reserved.
+    add_attributes(
+        attributes,
+        skip=_skipped(entity_config, options, include_uom, include_dc),
+        tag_names=options.tags_attributes,
+        json_attributes=options.json_attributes,
+        tags=tags,
+        fields=fields,
+    )
     tags.update(options.tags)
     return measurement, tags, fields
 
 
-@dataclass(frozen=True)
+def state_point(event: Mapping[str, Any], options: SchemaOptions) -> Parts | None:
+    """(measurement, tags, fields) HA's rules give a state change, or None when it is skipped:
+    what ``convert`` writes, before names InfluxDB cannot store are left out."""
+    inputs = _state_inputs(event, options)
+    if inputs is None:
+        return None
+    state_fields, attributes = inputs
+    measurement, tags, fields = _series_parts(event["entity_id"], attributes, options)
+    return measurement, tags, {**state_fields, **fields}
+
+
+def event_point(event: Mapping[str, Any], options: SchemaOptions) -> Parts:
+    """(measurement, tags, fields) of an event other than a state change."""
+    data = event.get("data") or {}
+    tags = {"event_type": event["event_type"]}
+    for key in options.event_tag_keys:
+        value = data.get(key)
+        if isinstance(value, str) and representable_tag_value(value):
+            tags[key] = value
+    fields: dict[str, Any] = {
+        "data": json.dumps(data, ensure_ascii=False, sort_keys=True, default=str)
+    }
+    for key in CONTEXT_FIELDS:
+        if event.get(key):
+            fields[key] = str(event[key])
+    tags.update(options.tags)
+    return options.events_measurement, tags, fields
+
+
+# --- line protocol -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
 class _Series:
     """What a state's point owes to its entity and attributes, formatted once."""
 
@@ -280,65 +220,12 @@ class _Series:
     head_problems: tuple[str, ...]
 
 
-# Per SchemaOptions; cleared when full, so odd data cannot grow it without limit.
-MAX_MEMO_SERIES = 20_000
+# orjson refuses these types instead of converting them: such attributes are never remembered.
 _PASSTHROUGH = (
     orjson.OPT_PASSTHROUGH_DATETIME
     | orjson.OPT_PASSTHROUGH_SUBCLASS
     | orjson.OPT_PASSTHROUGH_DATACLASS
 )
-
-
-def _series(entity_id: str, attributes: Mapping[str, Any], options: SchemaOptions) -> _Series:
-    """A state change's series and attribute fields, remembered by entity and attributes.
-
-    Most state changes of an entity carry the same attributes as its last one, so their
-    measurement, tags and attribute fields are worked out once (measured: half a worker's CPU
-    per event). The key is the attributes' orjson text, which tells apart everything the
-    conversion does, except that NaN, infinity and None all become null: attributes whose text
-    holds "null" are remembered only when they hold no NaN or infinity. Values that are not
-    JSON's (datetimes, subclasses, dataclasses) are refused by orjson here, and those attributes
-    are worked out every time, as are any orjson cannot write.
-    """
-    key = None
-    if type(attributes) is dict:
-        try:
-            text = orjson.dumps(attributes, option=_PASSTHROUGH)
-        except TypeError:
-            text = None
-        if text is not None and (b"null" not in text or _all_finite(attributes)):
-            key = (entity_id, text)
-            found = options.series_memo.get(key)  # type: ignore[attr-defined]
-            if found is not None:
-                return found
-    measurement, tags, fields = _series_parts(entity_id, attributes, options)
-    field_problems: list[str] = []
-    formatted = field_set(fields, field_problems)
-    head_problems: list[str] = []
-    if measurement == options.events_measurement:
-        # Its fields (data, context_id) are text there; a state's would conflict with them.
-        head_problems.append(
-            f"measurement {measurement!r} is the events measurement; "
-            f"written to {entity_id!r} instead"
-        )
-        measurement = entity_id
-    measurement, head = _series_head(measurement, tags, entity_id, head_problems)
-    capped = tuple((k, v) for k, v in tags.items() if k not in UNCAPPED_TAGS)
-    series = _Series(
-        measurement,
-        tags,
-        capped,
-        head,
-        ",".join(formatted),
-        tuple(field_problems),
-        tuple(head_problems),
-    )
-    if key is not None:
-        memo = options.series_memo  # type: ignore[attr-defined]
-        if len(memo) >= MAX_MEMO_SERIES:
-            memo.clear()
-        memo[key] = series
-    return series
 
 
 def _all_finite(value: Any) -> bool:
@@ -353,13 +240,92 @@ def _all_finite(value: Any) -> bool:
     return True
 
 
+def _series(
+    entity_id: str, attributes: Mapping[str, Any] | None, options: SchemaOptions
+) -> _Series:
+    """A state change's series, remembered: most changes repeat their entity's last attributes.
+
+    The key is the attributes' orjson text, which tells apart everything the conversion does,
+    except that NaN, infinity and None all become null: text holding null counts only when all
+    is finite. Attributes orjson refuses are worked out every time.
+    """
+    key: tuple[str, bytes | None] | None = None
+    if attributes is None:
+        key = (entity_id, None)
+    elif type(attributes) is dict:
+        try:
+            text = orjson.dumps(attributes, option=_PASSTHROUGH)
+        except TypeError:
+            text = None
+        if text is not None and (b"null" not in text or _all_finite(attributes)):
+            key = (entity_id, text)
+    if key is not None:
+        found = options._series_memo.get(key)
+        if found is not None:
+            return found
+    measurement, tags, fields = _series_parts(entity_id, attributes, options)
+    field_problems: list[str] = []
+    formatted = field_set(fields, field_problems)
+    head_problems: list[str] = []
+    measurement, head = _state_head(measurement, tags, entity_id, options, head_problems)
+    capped = tuple((k, v) for k, v in tags.items() if k not in UNCAPPED_TAGS)
+    series = _Series(
+        measurement,
+        tags,
+        capped,
+        head,
+        ",".join(formatted),
+        tuple(field_problems),
+        tuple(head_problems),
+    )
+    if key is not None:
+        bounded_put(options._series_memo, key, series, MAX_MEMO_SERIES)
+    return series
+
+
+def _state_head(
+    measurement: str,
+    tags: Mapping[str, str],
+    entity_id: str,
+    options: SchemaOptions,
+    problems: list[str],
+) -> tuple[str, str]:
+    """A state's measurement and tags; the events measurement is not a state's to use (its
+    fields are text there, a state's would conflict with them)."""
+    if measurement == options.events_measurement:
+        problems.append(
+            f"measurement {measurement!r} is the events measurement; "
+            f"written to {entity_id!r} instead"
+        )
+        measurement = entity_id
+    return _head(measurement, tags, entity_id, problems)
+
+
+def _head(
+    measurement: str, tags: Mapping[str, str], fallback: str, problems: list[str]
+) -> tuple[str, str]:
+    """(measurement, measurement and tags as line protocol); a measurement InfluxDB cannot store
+    falls back to ``fallback``, and says so."""
+    try:
+        return measurement, series_key(measurement, tags, problems)
+    except Unrepresentable as exc:
+        if exc.what != "measurement":
+            raise
+        problems.append(f"{exc}; written to measurement {fallback!r} instead")
+        return fallback, series_key(fallback, tags, problems)
+
+
 def _state_line(
     event: Mapping[str, Any], options: SchemaOptions, guard: TagGuard | None, problems: list[str]
 ) -> str | None:
+    inputs = _state_inputs(event, options)
+    if inputs is None:
+        return None
+    state_fields, attributes = inputs
     time = event["time"] // PRECISION_DIVISORS[options.precision]
     check_time(time)
-    series = _series(event["entity_id"], event.get("attributes") or {}, options)
-    formatted = field_set(_state_fields(event["state"]), problems)
+    series = _series(event["entity_id"], attributes, options)
+    formatted = field_set(state_fields, problems)
     problems.extend(series.field_problems)
     if series.fields:
         formatted.append(series.fields)
@@ -374,52 +340,19 @@ def _state_line(
     return f"{head} {','.join(formatted)} {time}"
 
 
-def _event_fields_and_tags(event: Mapping[str, Any], options: SchemaOptions):
-    data = event.get("data") or {}
-    tags = {"event_type": event["event_type"]}
-    for key in options.event_tag_keys:
-        value = data.get(key)
-        if isinstance(value, str) and representable_tag_value(value):
-            tags[key] = value
-    fields: dict[str, Any] = {
-        "data": json.dumps(data, ensure_ascii=False, sort_keys=True, default=str)
-    }
-    for key in ("context_id", "context_parent_id", "context_user_id"):
-        if event.get(key):
-            fields[key] = str(event[key])
-    tags.update(options.tags)
-    return options.events_measurement, tags, fields
-
-
-def _build(
-    measurement: str,
-    tags: dict[str, str],
-    fields: dict[str, Any],
-    time: int,
-    fallback: str,
-    problems: list[str],
+def _event_line(
+    event: Mapping[str, Any], options: SchemaOptions, guard: TagGuard | None, problems: list[str]
 ) -> str | None:
-    """Line protocol, leaving out what InfluxDB cannot store and saying why."""
+    measurement, tags, fields = event_point(event, options)
+    if guard is not None:
+        tags = {key: guard(key, value) for key, value in tags.items()}
+    time = event["time"] // PRECISION_DIVISORS[options.precision]
     check_time(time)
     formatted = field_set(fields, problems)
     if not formatted:
         return None
-    _, head = _series_head(measurement, tags, fallback, problems)
+    _, head = _head(measurement, tags, EVENTS_MEASUREMENT, problems)
     return f"{head} {','.join(formatted)} {time}"
-
-
-def _series_head(
-    measurement: str, tags: Mapping[str, str], fallback: str, problems: list[str]
-) -> tuple[str, str]:
-    """(measurement, measurement and tags as line protocol); a measurement InfluxDB cannot store
-    falls back to ``fallback``, and says so."""
-    try:
-        return measurement, series_key(measurement, tags, problems)
-    except Unrepresentable as exc:
-        if exc.what != "measurement":
-            raise
-        problems.append(f"{exc}; written to measurement {fallback!r} instead")
-        return fallback, series_key(fallback, tags, problems)
 
 
 def convert(
@@ -427,30 +360,6 @@ def convert(
 ) -> Conversion:
     """One normalised event to one line; Unrepresentable only for an impossible timestamp."""
     problems: list[str] = []
-    if event.get("event_type") == "state_changed":
-        state = event["state"]
-        if state not in UNAVAILABLE_STATES and state != "":
-            return Conversion(_state_line(event, options, guard, problems), problems)
-        parts = state_fields_and_tags(event, options)
-        fallback = event["entity_id"]
-    else:
-        parts = _event_fields_and_tags(event, options)
-        fallback = "ha_events"
-    if parts is None:
-        return Conversion(None, problems)
-    measurement, tags, fields = parts
-    if fallback != "ha_events" and measurement == options.events_measurement:
-        # Its fields (data, context_id) are text there; a state's would conflict with them.
-        problems.append(
-            f"measurement {measurement!r} is the events measurement; "
-            f"written to {fallback!r} instead"
-        )
-        measurement = fallback
-    if guard is not None:
-        tags = {key: guard(key, value) for key, value in tags.items()}
-    time = event["time"] // PRECISION_DIVISORS[options.precision]
-    return Conversion(_build(measurement, tags, fields, time, fallback, problems), problems)
-
-
-def event_to_line(event: Mapping[str, Any], options: SchemaOptions) -> str | None:
-    return convert(event, options).line
+    if event.get("event_type") == STATE_CHANGED:
+        return Conversion(_state_line(event, options, guard, problems), problems)
+    return Conversion(_event_line(event, options, guard, problems), problems)

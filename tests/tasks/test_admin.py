@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
-from tasks import deadletters, ingest, tasks
-from tasks.breaker import OPEN
+from tasks import celery_tasks, deadletters, ingest
+from tasks.breaker import INFLUX_BREAKER, OPEN
 from tasks.models import BreakerState, Category, FailedWrite, Status
 from tests.helpers import TEST_INFLUX_URL
 
@@ -93,10 +93,10 @@ def test_replay_action_writes_to_influxdb(admin_client, letters, influx, setting
 def test_the_periodic_replay_waits_for_a_closed_breaker(letters, influx, settings):
     settings.INFLUX_URL, settings.INFLUX_DATABASE = TEST_INFLUX_URL, influx.database
     ingest.reset_process_state()
-    BreakerState.objects.create(name=tasks.INFLUX_BREAKER, state=OPEN, failures=9)
-    assert tasks.replay_failed_writes.run(limit=10) == 0
+    BreakerState.objects.create(name=INFLUX_BREAKER, state=OPEN, failures=9)
+    assert celery_tasks.replay_failed_writes.run(limit=10) == 0
     BreakerState.objects.all().delete()
     # Only retryable categories replay on their own: transient yes, rejected waits for a human.
-    assert tasks.replay_failed_writes.run(limit=10) == 1
+    assert celery_tasks.replay_failed_writes.run(limit=10) == 1
     ingest.reset_process_state()
     assert FailedWrite.objects.get(pk=letters[0].pk).status == Status.PENDING

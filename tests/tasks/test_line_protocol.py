@@ -1,9 +1,23 @@
-from tasks.line_protocol import escape_key, escape_measurement, format_field, line
+from tasks.line_protocol import escape_key, escape_measurement, field_set, format_field, series_key
+from tasks.schema import SchemaOptions, convert
 
 
 def test_a_point_has_sorted_tags_fields_and_integer_time():
-    text = line("°C", {"entity_id": "kitchen", "domain": "sensor"}, {"value": 21.5}, 17)
-    assert text == "°C,domain=sensor,entity_id=kitchen value=21.5 17"
+    event = {
+        "event_type": "state_changed",
+        "time": 17,
+        "entity_id": "sensor.kitchen",
+        "state": "21.5",
+        "attributes": {"unit_of_measurement": "°C"},
+    }
+    line = convert(event, SchemaOptions()).line
+    assert line == "°C,domain=sensor,entity_id=kitchen value=21.5 17"
+
+
+def test_tags_are_sent_sorted():
+    assert series_key("m", {"entity_id": "kitchen", "domain": "sensor"}, []) == (
+        "m,domain=sensor,entity_id=kitchen"
+    )
 
 
 def test_special_characters_are_escaped_where_line_protocol_needs_it():
@@ -21,8 +35,10 @@ def test_field_types_are_written_as_influxdb_expects():
 
 
 def test_a_point_without_storable_fields_is_dropped():
-    assert line("m", {}, {"value": float("nan")}, 1) is None
+    assert field_set({"value": float("nan")}, []) == []
+    event = {"event_type": "state_changed", "time": 1, "entity_id": "sensor.x", "state": "nan"}
+    assert convert(event, SchemaOptions()).line is None
 
 
 def test_empty_tag_values_are_left_out():
-    assert line("m", {"a": "", "b": "x"}, {"v": 1.0}, 1) == "m,b=x v=1.0 1"
+    assert series_key("m", {"a": "", "b": "x"}, []) == "m,b=x"

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from events.codec import pack_events, unpack_events
-from tasks import tasks
+from tasks import celery_tasks
 from tasks.models import Category, FailedWrite
 
 EVENTS = [
@@ -46,7 +46,7 @@ def test_a_plain_list_is_taken_as_it_is():
 @pytest.mark.django_db
 def test_a_batch_that_does_not_unpack_is_kept_as_a_dead_letter():
     task = SimpleNamespace(request=SimpleNamespace(retries=0), max_retries=5)
-    assert tasks._write(task, '[{"event_type": "state_changed", ', "batch-7", {}) == 0
+    assert celery_tasks._write(task, '[{"event_type": "state_changed", ', "batch-7", {}) == 0
     letter = FailedWrite.objects.get()
     assert letter.category == Category.UNPARSEABLE
     assert letter.payload.startswith('[{"event_type"')

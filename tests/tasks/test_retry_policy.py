@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tasks import tasks
+from tasks import celery_tasks
 from tasks.errors import AuthWriteError, ThrottledWriteError, TransientWriteError
 from tasks.models import Category, FailedWrite
 
@@ -39,14 +39,15 @@ def fake_task(retries: int, max_retries: int = 5):
 def test_it_retries_a_transient_failure_with_exponential_backoff():
     task, calls = fake_task(retries=3)
     with pytest.raises(Retried):
-        tasks._retry_or_dead_letter(task, EVENTS, "b", TransientWriteError("reset"))
+        celery_tasks._retry_or_dead_letter(task, EVENTS, "b", TransientWriteError("reset"))
     assert calls["countdown"] == 16  # 2 * 2**3
 
 
 def test_it_honours_retry_after_when_throttled():
     task, calls = fake_task(retries=0)
     with pytest.raises(Retried):
-        tasks._retry_or_dead_letter(task, EVENTS, "b", ThrottledWriteError("429", retry_after=42))
+        throttled = ThrottledWriteError("429", retry_after=42)
+        celery_tasks._retry_or_dead_letter(task, EVENTS, "b", throttled)
     assert calls["countdown"] == 42
 
 
@@ -54,12 +55,12 @@ def test_auth_failures_retry_slowly(settings):
     settings.WRITE_AUTH_RETRY_MIN = 60
     task, calls = fake_task(retries=0)
     with pytest.raises(Retried):
-        tasks._retry_or_dead_letter(task, EVENTS, "b", AuthWriteError("401", status=401))
+        celery_tasks._retry_or_dead_letter(task, EVENTS, "b", AuthWriteError("401", status=401))
     assert calls["countdown"] == 60
 
 
 def test_exhausted_retries_become_a_dead_letter_not_a_loss():
     task, _ = fake_task(retries=5, max_retries=5)
-    assert tasks._retry_or_dead_letter(task, EVENTS, "b", TransientWriteError("down")) == 0
+    assert celery_tasks._retry_or_dead_letter(task, EVENTS, "b", TransientWriteError("down")) == 0
     letter = FailedWrite.objects.get()
     assert (letter.category, letter.attempts, letter.points) == (Category.TRANSIENT, 6, 1)

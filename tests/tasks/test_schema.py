@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.schema import SchemaOptions, event_to_line
+from tasks.schema import SchemaOptions, convert
 
 T = 1767323045123456000
 OPTIONS = SchemaOptions()
@@ -20,28 +20,28 @@ def state(entity_id, value, **attributes):
 
 
 def test_a_sensor_with_a_unit_is_measured_in_that_unit():
-    text = event_to_line(state("sensor.kitchen", "21.5", unit_of_measurement="°C"), OPTIONS)
+    text = convert(state("sensor.kitchen", "21.5", unit_of_measurement="°C"), OPTIONS).line
     assert text == f"°C,domain=sensor,entity_id=kitchen value=21.5 {T}"
 
 
 def test_without_a_unit_the_measurement_is_the_entity_id():
-    text = event_to_line(state("sensor.status", "Running"), OPTIONS)
+    text = convert(state("sensor.status", "Running"), OPTIONS).line
     assert text == f'sensor.status,domain=sensor,entity_id=status state="Running" {T}'
 
 
 def test_on_off_states_get_a_state_string_and_a_numeric_value():
-    text = event_to_line(state("switch.kettle", "on"), OPTIONS)
+    text = convert(state("switch.kettle", "on"), OPTIONS).line
     assert text == f'switch.kettle,domain=switch,entity_id=kettle state="on",value=1.0 {T}'
 
 
 def test_unknown_and_unavailable_are_skipped():
-    assert event_to_line(state("sensor.x", "unknown"), OPTIONS) is None
-    assert event_to_line(state("sensor.x", "unavailable"), OPTIONS) is None
-    assert event_to_line(state("sensor.x", ""), OPTIONS) is None
+    assert convert(state("sensor.x", "unknown"), OPTIONS).line is None
+    assert convert(state("sensor.x", "unavailable"), OPTIONS).line is None
+    assert convert(state("sensor.x", ""), OPTIONS).line is None
 
 
 def test_attributes_become_float_fields_or_str_fields():
-    text = event_to_line(
+    text = convert(
         state(
             "climate.hall",
             "heat",
@@ -51,7 +51,7 @@ def test_attributes_become_float_fields_or_str_fields():
             friendly_name="Hall 2",
         ),
         OPTIONS,
-    )
+    ).line
     assert text == (
         "climate.hall,domain=climate,entity_id=hall "
         'state="heat",current_temperature=20.5,hvac_action_str="heating",'
@@ -61,9 +61,7 @@ def test_attributes_become_float_fields_or_str_fields():
 
 
 def test_non_finite_attributes_are_dropped():
-    text = event_to_line(
-        state("sensor.x", "1", unit_of_measurement="W", peak=float("inf")), OPTIONS
-    )
+    text = convert(state("sensor.x", "1", unit_of_measurement="W", peak=float("inf")), OPTIONS).line
     assert text == f"W,domain=sensor,entity_id=x value=1.0 {T}"
 
 
@@ -75,7 +73,7 @@ def test_other_events_go_to_their_own_measurement_with_the_context_as_fields():
         "data": {"domain": "light", "service": "turn_on"},
         "context_id": "ctx1",
     }
-    assert event_to_line(event, OPTIONS) == (
+    assert convert(event, OPTIONS).line == (
         "ha_events,domain=light,event_type=call_service,service=turn_on "
         'data="{\\"domain\\": \\"light\\", \\"service\\": \\"turn_on\\"}",context_id="ctx1" '
         f"{T}"

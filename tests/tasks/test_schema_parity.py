@@ -12,13 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.schema import (
-    EntityOverrides,
-    SchemaOptions,
-    convert,
-    has_digit_tail,
-    state_fields_and_tags,
-)
+from tasks.attributes import has_digit_tail
+from tasks.schema import EntityOverrides, SchemaOptions, convert, state_point
 
 T = 1767323045123456000
 DEFAULT = SchemaOptions()
@@ -466,7 +461,7 @@ def test_ha_states_become_has_points(entity_id, state, attributes, options, expe
         "state": state,
         "attributes": attributes,
     }
-    got = state_fields_and_tags(event, options)
+    got = state_point(event, options)
     if expected is None or got is None:
         assert got == expected
         return

@@ -5,8 +5,8 @@ and reads back identically (spaces, commas, equals signs, quotes, backslashes, n
 unicode in measurement names, tag keys and values, field keys and values), or is refused with a
 categorised reason; and conversion is deterministic.
 
-What the converter *meant* to store comes from its own first stage (``state_fields_and_tags``,
-``_event_fields_and_tags``), before line building, so these properties test the line protocol
+What the converter *meant* to store comes from its own first stage (``state_point``,
+``event_point``), before line building, so these properties test the line protocol
 and what InfluxDB makes of it, not HA's rules (tests/tasks/test_schema_parity.py pins those).
 Events have the shape listeners/normalise.py guarantees: string entity id with a dot, string
 state, object attributes, integer time.
@@ -35,9 +35,9 @@ from tasks.line_protocol import MAX_TIME, MIN_TIME, Unrepresentable
 from tasks.schema import (
     MEASUREMENT_ATTRS,
     SchemaOptions,
-    _event_fields_and_tags,
     convert,
-    state_fields_and_tags,
+    event_point,
+    state_point,
 )
 from tests.helpers import InfluxV1
 
@@ -233,10 +233,10 @@ def left_out(problems: list[str], kind: str, key: str) -> bool:
 def intended_point(event, options, problems):
     """(measurement, tags, fields) the line should carry, from the converter's first stage."""
     if event["event_type"] == "state_changed":
-        measurement, tags, fields = state_fields_and_tags(event, options)
+        measurement, tags, fields = state_point(event, options)
         fallback = event["entity_id"]
     else:
-        measurement, tags, fields = _event_fields_and_tags(event, options)
+        measurement, tags, fields = event_point(event, options)
         fallback = "ha_events"
     if any(p.startswith("measurement ") for p in problems):
         measurement = fallback
@@ -371,9 +371,8 @@ def test_another_event_converts_the_same_every_time(event):
 
 
 def test_a_long_run_of_digits_converts_in_well_under_a_second():
-    # Text attributes go through the digit-tail regex ^[^\.]*\d+\.?\d+[^\.]*$, whose nested
-    # quantifiers backtrack polynomially over a digit run that then fails to match. today: 300
-    # digits and two dots take ~3 s, 400 ~9 s, 800 ~3 min: one attribute can stall a worker.
+    # HA's digit-tail regex backtracks over a digit run that then fails to match: one such
+    # attribute could stall a worker for minutes (docs/benchmarks.md, "Point conversion").
     event = state_event("sensor.x", "1", {"serial": "1" * 300 + ".."})
     started = perf_counter()
     convert(event, SchemaOptions())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from tasks.ingest import replay_pending
 from tasks.models import RETRYABLE, Category
+from tasks.replay import replay_pending
 
 
 class Command(BaseCommand):
