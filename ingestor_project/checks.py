@@ -73,18 +73,30 @@ class InfluxDB(HealthCheck):
 
 @dataclass
 class CeleryWorkers(HealthCheck):
-    """At least one Celery worker answers a ping."""
+    """At least one Celery worker consumes our ingest queue.
+
+    A ping would be answered by any worker on the broker's virtual host, other applications'
+    too: ask each worker which queues it consumes (inspect active_queues) instead.
+    """
 
     app: Any = field(repr=False)
+    queue: str = field(repr=False)
     timeout: datetime.timedelta = field(default=DEFAULT_TIMEOUT, repr=False)
 
     def run(self) -> None:
+        # Every worker on the vhost is asked and all replies are awaited: a second is plenty
+        # for a reply over a local broker, and the readiness cache keeps it off the request.
+        wait = min(1.0, self.timeout.total_seconds())
         try:
-            replies = self.app.control.ping(timeout=min(1.0, self.timeout.total_seconds()), limit=1)
+            replies = self.app.control.inspect(timeout=wait).active_queues() or {}
         except Exception as exc:  # noqa: BLE001 - any failure means no worker answered
-            raise ServiceUnavailable(f"worker ping failed: {type(exc).__name__}") from None
-        if not replies:
-            raise ServiceUnavailable("no Celery worker answered")
+            raise ServiceUnavailable(f"worker inspection failed: {type(exc).__name__}") from None
+        if not any(self.queue in _queue_names(queues) for queues in replies.values()):
+            raise ServiceUnavailable(f"no Celery worker consumes the {self.queue} queue")
+
+
+def _queue_names(queues: Any) -> set[str]:
+    return {q.get("name") for q in queues or [] if isinstance(q, dict)}
 
 
 @dataclass

@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
 from django.core.signals import setting_changed
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.dispatch import receiver
 from django.http import HttpRequest, JsonResponse
 from django.utils.cache import add_never_cache_headers
@@ -24,6 +24,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 
 from ingestor_project.readiness import check_readiness
+from ingestor_project.views import bears_metrics_token
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +123,26 @@ def _forget_readiness(**_kwargs) -> None:
     READINESS.clear()
 
 
+def may_see_details(request: HttpRequest) -> bool:
+    """Error strings (which may name hosts and databases) for Prometheus's token or a logged-in
+    staff user; anyone else gets the statuses."""
+    if bears_metrics_token(request):
+        return True
+    try:
+        user = request.user  # type: ignore[attr-defined]
+        return bool(user.is_authenticated and user.is_active and user.is_staff)
+    except DatabaseError:
+        return False  # the session store is down: readiness itself will say so
+
+
+def statuses_only(body: dict) -> dict:
+    checks = {
+        name: {k: v for k, v in check.items() if k != "error"}
+        for name, check in body.get("checks", {}).items()
+    }
+    return {**body, "checks": checks} if "checks" in body else body
+
+
 @method_decorator(transaction.non_atomic_requests, name="dispatch")
 class ReadinessView(View):
     """JSON readiness from django-health-check's checks: 200 when all pass, else 503.
@@ -132,6 +153,8 @@ class ReadinessView(View):
 
     def get(self, request: HttpRequest, *args, **kwargs) -> JsonResponse:
         body, ok = self.readiness()
+        if not may_see_details(request):
+            body = statuses_only(body)
         response = JsonResponse(body, status=200 if ok else 503)
         add_never_cache_headers(response)
         return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Iterable
@@ -14,9 +15,29 @@ from typing import Any
 import structlog
 
 REDACTED = "[REDACTED]"
+# What stands for the password of a URL (scheme://user:********@host).
+MASK = "********"
 _SECRET_VALUES: set[str] = set()
 # Key names whose values are never logged, whatever they hold.
 _SECRET_KEYS = ("token", "password", "secret", "authorization", "access_token", "api_key")
+# user:password@ in any URL (broker, database, MQTT, InfluxDB, Redis).
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*:)[^@\s/?#]+@")
+# A query parameter whose name says it carries a credential (?token=..., ?api_key=...).
+_SECRET_PARAM = re.compile(
+    r"(?P<head>[?&](?:[^=&#\s]*(?:token|password|passwd|secret|key|auth|signature|sig|code)"
+    r"[^=&#\s]*)=)[^&#\s]*",
+    re.IGNORECASE,
+)
+
+
+def mask_url_passwords(text: str) -> str:
+    """``scheme://user:pass@host`` becomes ``scheme://user:********@host``, wherever it appears."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@", text)
+
+
+def redact_query(text: str) -> str:
+    """Values of credential-looking query parameters replaced (``/ready?token=...``)."""
+    return _SECRET_PARAM.sub(lambda m: f"{m['head']}{REDACTED}", text)
 
 
 def register_secrets(values: Iterable[str | None]) -> None:
@@ -29,6 +50,10 @@ def redact_text(text: str) -> str:
     for secret in _SECRET_VALUES:
         if secret in text:
             text = text.replace(secret, REDACTED)
+    if "://" in text:
+        text = mask_url_passwords(text)
+    if "=" in text and ("?" in text or "&" in text):
+        text = redact_query(text)
     return text
 
 
@@ -42,7 +67,16 @@ def _redact_value(key: str, value: Any) -> Any:
     return value
 
 
+def describe_request(request: Any) -> dict[str, str]:
+    """What a log line says of an HTTP request: never its repr, which holds the query string."""
+    return {"method": str(request.method), "path": redact_text(request.get_full_path())}
+
+
 def redact_secrets(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    # Django's request loggers pass the request object as an extra (django.request).
+    request = event_dict.get("request")
+    if request is not None and hasattr(request, "get_full_path"):
+        event_dict["request"] = describe_request(request)
     for key, value in list(event_dict.items()):
         event_dict[key] = _redact_value(key, value)
     return event_dict
@@ -81,12 +115,17 @@ def shared_processors() -> list[Any]:
     ]
 
 
-def file_handler(path: str, *, max_bytes: int, when: str | None, backups: int) -> dict[str, Any]:
-    """Rotation by size (max_bytes) or by time (when: S, M, H, D, midnight, W0-W6).
+def file_handler(
+    path: str | None, max_bytes: int, when: str | None, backups: int
+) -> dict[str, Any] | None:
+    """Rotation by size (max_bytes) or by time (when: S, M, H, D, midnight, W0-W6); None without
+    a path.
 
     Rotation is per process: several processes must not rotate one file, so ``{pid}`` in the
     path is replaced by the process id (e.g. /var/log/ingestor/worker-{pid}.log).
     """
+    if not path:
+        return None
     filename = path.replace("{pid}", str(os.getpid()))
     Path(filename).parent.mkdir(parents=True, exist_ok=True)
     common = {
@@ -107,6 +146,8 @@ def file_handler(path: str, *, max_bytes: int, when: str | None, backups: int) -
 
 def logging_config(level: str, fmt: str, file: dict[str, Any] | None = None) -> dict[str, Any]:
     """A dictConfig for Django's LOGGING setting; configures structlog as a side effect."""
+    # Python's warnings through the same handlers, not raw to stderr: one format per process.
+    logging.captureWarnings(True)
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

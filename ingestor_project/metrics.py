@@ -152,6 +152,11 @@ RETRIES = Counter(
 DEAD_LETTERS = Counter(
     "ha_ingestor_dead_letters_recorded_total", "Dead letters recorded by category.", ["category"]
 )
+EVENTS_DROPPED = Counter(
+    "ha_ingestor_events_dropped_total",
+    "Events with nothing InfluxDB can store (a NaN or infinite state alone), by reason.",
+    ["reason"],
+)
 TAGS_CAPPED = Counter(
     "ha_ingestor_tag_values_capped_total", "Tag values replaced by _other by the cardinality guard."
 )

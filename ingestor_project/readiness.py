@@ -23,6 +23,7 @@ from ingestor_project.checks import (
     Listener,
     MqttBrokerPort,
 )
+from ingestor_project.logging import redact_text
 from ingestor_project.mqtt_broker import broker_from_url
 
 
@@ -36,7 +37,8 @@ def readiness_checks() -> list[tuple[str, HealthCheck]]:
         ("breaker", Breaker(_breaker_is_open)),
     ]
     if settings.READY_CHECK_WORKERS and not settings.CELERY_BROKER_URL.startswith("filesystem"):
-        checks.append(("workers", CeleryWorkers(celery_app, timeout=budget)))
+        workers = CeleryWorkers(celery_app, settings.CELERY_INGEST_QUEUE, timeout=budget)
+        checks.append(("workers", workers))
     if "mqtt" in settings.READY_LISTENERS:
         broker = broker_from_url(settings.MQTT_URL)  # settings validated it
         checks.append(("mqtt_broker", MqttBrokerPort(broker.host, broker.port, timeout=budget)))
@@ -103,7 +105,7 @@ def report(results: dict[str, HealthCheckResult]) -> tuple[dict, bool]:
             name: {
                 "status": "ok" if not r.error else "unavailable",
                 "duration_ms": round(r.time_taken * 1000, 1),
-                **({"error": str(r.error)} if r.error else {}),
+                **({"error": redact_text(str(r.error))} if r.error else {}),
             }
             for name, r in results.items()
         },

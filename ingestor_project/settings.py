@@ -2,7 +2,7 @@
 
 Every value comes from the environment through the strict helpers in ``env.py`` (12-factor);
 ``.env.example`` lists each variable. With nothing set, a development setup runs on embedded
-defaults: SQLite, Celery's filesystem transport and the built-in Home Assistant simulator.
+defaults: SQLite, the embedded (file-based) Celery broker and the built-in Home Assistant simulator.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from django.conf import global_settings
 from django.core.exceptions import ImproperlyConfigured
 
 from ingestor_project.component_config import component_config
@@ -26,11 +27,15 @@ from ingestor_project.env import (
     env_secret,
     env_str,
 )
+from ingestor_project.files import private_directory
 from ingestor_project.ha_url import websocket_url
 from ingestor_project.logging import file_handler, logging_config, register_secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / ".data")))
+# What our processes create is theirs alone (0600, 0700): database, queued events, secrets.
+os.umask(0o077)
+private_directory(DATA_DIR)
 
 # --- Django -----------------------------------------------------------------------------------
 DEBUG = env_bool("DEBUG", False)
@@ -51,6 +56,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "health_check",
     "ingestor_project",
     "listeners",
@@ -60,12 +66,16 @@ INSTALLED_APPS = [
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's CSS) from the app itself: styled under gunicorn, in the image.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "ingestor_project.security.SecureCookiesOverHttps",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 ROOT_URLCONF = "ingestor_project.urls"
 WSGI_APPLICATION = "ingestor_project.wsgi.application"
@@ -92,17 +102,48 @@ try:
     }
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a usable database URL: {exc}") from None
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes write (workers, listeners, web): WAL lets readers and one writer work
+    # side by side, immediate transactions take the write lock up front, so a busy database
+    # makes a writer wait up to the timeout instead of failing within milliseconds.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env_float("SQLITE_BUSY_TIMEOUT", 20.0, minimum=0.1),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+# collectstatic's target (`make run`, the image's build); whitenoise serves it compressed.
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(DATA_DIR / "static")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Also straight from the apps' folders: static files work even where collectstatic never ran.
+WHITENOISE_USE_FINDERS = True
+# The first-run admin (`manage.py ensure_admin`); unset: "admin" with a generated password.
+ADMIN_USERNAME = env_str("DJANGO_SUPERUSER_USERNAME", "admin")
+ADMIN_PASSWORD = env_secret("DJANGO_SUPERUSER_PASSWORD", None)
 
-# Production hardening that `check --deploy` asks for; TLS is usually terminated by a proxy.
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+# `check --deploy`'s hardening. Plain HTTP (a LAN) by default, where Secure cookies would fail
+# CSRF at login. Behind a TLS proxy sending X-Forwarded-Proto: trust it, redirect, Secure cookies.
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", BEHIND_TLS_PROXY)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", BEHIND_TLS_PROXY)
+# Error pages (DEBUG) mask passwords inside URLs too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "ingestor_project.security.UrlPasswordFilter"
+# HSTS includeSubDomains and preload commit a whole domain: the operator opts in (see below).
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
+# Admin login throttling (django-axes): failures per username and address, kept in the database.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = env_float("LOGIN_LOCKOUT_MINUTES", 15.0, minimum=0.1) / 60  # hours
+AXES_LOCKOUT_PARAMETERS, AXES_RESET_ON_SUCCESS = [["username", "ip_address"]], True
+_AXES_BACKEND = "axes.backends.AxesStandaloneBackend"
+AUTHENTICATION_BACKENDS = [_AXES_BACKEND, *global_settings.AUTHENTICATION_BACKENDS]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
 # Prometheus and orchestrators probe these over plain HTTP inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
@@ -118,7 +159,7 @@ METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
 # multiprocess mode). It must be set before prometheus_client is imported, which is why the
 # settings (loaded first by every process) set it; `make run` wipes it before starting.
 METRICS_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(DATA_DIR / "metrics")))
-METRICS_DIR.mkdir(parents=True, exist_ok=True)
+private_directory(METRICS_DIR)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
 # Optional bearer token for /metrics.
 METRICS_TOKEN = env_secret("METRICS_TOKEN", None)
@@ -155,20 +196,13 @@ LOG_FILE_WHEN = env_choice(
     None,
 )
 LOG_FILE_BACKUPS = env_int("LOG_FILE_BACKUPS", 7, minimum=0)
-LOGGING = logging_config(
-    LOG_LEVEL,
-    LOG_FORMAT,
-    file_handler(
-        LOG_FILE, max_bytes=LOG_FILE_MAX_BYTES, when=LOG_FILE_WHEN, backups=LOG_FILE_BACKUPS
-    )
-    if LOG_FILE
-    else None,
-)
+LOG_HANDLER = file_handler(LOG_FILE, LOG_FILE_MAX_BYTES, LOG_FILE_WHEN, LOG_FILE_BACKUPS)
+LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT, LOG_HANDLER)
 
 # --- Celery -----------------------------------------------------------------------------------
-# The try-it-out default is kombu's filesystem transport: no server, messages are files under
-# DATA_DIR/broker. Production sets amqp://... (RabbitMQ) or redis://...
-CELERY_BROKER_URL = env_secret("CELERY_BROKER_URL", "filesystem://")
+# The try-it-out default needs no server: messages are files under DATA_DIR/broker
+# (ingestor_project/embedded_broker.py). Production sets amqp://... (RabbitMQ) or redis://...
+CELERY_BROKER_URL = env_secret("CELERY_BROKER_URL", "embedded://")
 CELERY_INGEST_QUEUE = env_str("CELERY_INGEST_QUEUE", "ingest")
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=10)
 CELERY_MAINTENANCE_QUEUE = env_str("CELERY_MAINTENANCE_QUEUE", "maintenance")
@@ -190,6 +224,8 @@ BREAKER_PARK_SECONDS = env_float("BREAKER_PARK_SECONDS", 10.0, minimum=0)
 REPLAY_INTERVAL = env_float("REPLAY_INTERVAL", 60.0, minimum=1)
 REPLAY_BATCH_SIZE = env_int("REPLAY_BATCH_SIZE", 100, minimum=1)
 
+# user:password[,...]: Flower reads it itself; flower_guard needs it off loopback.
+FLOWER_BASIC_AUTH = env_secret("FLOWER_BASIC_AUTH", None)
 # --- Home Assistant source --------------------------------------------------------------------
 _ha_url = env_str("HA_URL", None)
 try:
@@ -349,6 +385,7 @@ if bool(INFLUX_USERNAME) != bool(INFLUX_PASSWORD):
 register_secrets(
     [
         SECRET_KEY,
+        ADMIN_PASSWORD,
         HA_TOKEN,
         INFLUX_PASSWORD,
         INFLUX_TOKEN,
@@ -356,5 +393,6 @@ register_secrets(
         MQTT_PASSWORD,
         urlsplit(CELERY_BROKER_URL).password,
         urlsplit(MQTT_URL).password,
+        *[entry.partition(":")[2] for entry in (FLOWER_BASIC_AUTH or "").split(",")],
     ]
 )

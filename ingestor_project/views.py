@@ -18,16 +18,23 @@ def health(_request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+def bears_metrics_token(request: HttpRequest) -> bool:
+    """The request carries ``Authorization: Bearer <METRICS_TOKEN>`` (compared in constant time);
+    False when no token is configured."""
+    if not settings.METRICS_TOKEN:
+        return False
+    given = request.headers.get("Authorization", "")
+    expected = f"Bearer {settings.METRICS_TOKEN}"
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    if settings.METRICS_TOKEN:
-        given = request.headers.get("Authorization", "")
-        expected = f"Bearer {settings.METRICS_TOKEN}"
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            return HttpResponse(
-                "unauthorised\n",
-                status=401,
-                content_type="text/plain",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+    if settings.METRICS_TOKEN and not bears_metrics_token(request):
+        return HttpResponse(
+            "unauthorised\n",
+            status=401,
+            content_type="text/plain",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)

@@ -6,10 +6,40 @@ from typing import Any
 
 from ingestor_project import metrics
 
+OTHER = "other"
+
+
+class LabelGuard:
+    """The first ``limit`` values of a label pass, later ones become "other": event types and
+    domains come from the source (any MQTT publisher can invent them), and each distinct value
+    is a series in every scrape. Like the tag-cardinality guard of the worker."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.admitted: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self.admitted:
+            return value
+        if len(self.admitted) >= self.limit:
+            return OTHER
+        self.admitted.add(value)
+        return value
+
 
 class ListenerMetrics:
+    # Home Assistant core fires about 40 event types and a home's integrations add a few dozen;
+    # a hundred leaves room for those and still bounds /metrics (one series per value).
+    MAX_EVENT_TYPES = 100
+    # HA has a few hundred integration domains; a home uses far fewer.
+    MAX_DOMAINS = 200
+
     def __init__(self, source: str) -> None:
         self.source = source
+        self.event_types = LabelGuard(self.MAX_EVENT_TYPES)
+        self.domains = LabelGuard(self.MAX_DOMAINS)
+        # The types the business metrics are built from are never folded into "other".
+        self.event_types.admitted.update({"state_changed", "call_service", "automation_triggered"})
         self._received: dict[str, Any] = {}
         self._domains: dict[str, Any] = {}
         self._service_domains: dict[str, Any] = {}
@@ -39,7 +69,9 @@ class ListenerMetrics:
 
     def flush(self) -> None:
         pending, self._pending = self._pending, {}
-        for (event_type, label), count in pending.items():
+        for (raw_type, raw_label), count in pending.items():
+            event_type = self.event_types(raw_type)
+            label = self.domains(raw_label) if raw_label else raw_label
             self._child(
                 self._received, event_type, metrics.EVENTS_RECEIVED, self.source, event_type
             ).inc(count)

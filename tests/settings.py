@@ -12,4 +12,11 @@ TEST_ENV = {
 for _key, _value in TEST_ENV.items():
     os.environ.setdefault(_key, _value)
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 from ingestor_project.settings import *  # noqa: E402,F403
+
+# The product's private umask is for the processes a test starts (they load the real settings);
+# the test runner itself keeps its own, since it prepares files for services that run as other
+# users (Mosquitto, RabbitMQ, PostgreSQL) and builds the container image.
+os.umask(_UMASK)

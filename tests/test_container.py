@@ -233,11 +233,19 @@ def compose_config(tmp_path: Path, env: str) -> subprocess.CompletedProcess:
     )
 
 
+def fill_secrets(example: str, leave: str = "") -> str:
+    """Every empty secret of env.example set, except the one named ``leave``."""
+
+    def fill(match: re.Match) -> str:
+        return match.group(0) if match.group(1) == leave else f"{match.group(1)}=set-by-test"
+
+    pattern = r"^(\w*(?:PASSWORD|TOKEN|SECRET_KEY|BASIC_AUTH))=$"
+    return re.sub(pattern, fill, example, flags=re.M)
+
+
 def test_docker_compose_accepts_the_stack_with_the_example_settings_filled_in(tmp_path):
     example = (COMPOSE.parent / "env.example").read_text()
-    filled = re.sub(
-        r"^(\w*(?:PASSWORD|TOKEN|SECRET_KEY))=$", r"\1=set-by-test", example, flags=re.M
-    )
+    filled = fill_secrets(example)
     result = compose_config(tmp_path, filled)
     assert result.returncode == 0, result.stderr
     config = json.loads(result.stdout)
@@ -253,6 +261,14 @@ def test_docker_compose_refuses_to_start_without_the_passwords(tmp_path):
     result = compose_config(tmp_path, (COMPOSE.parent / "env.example").read_text())
     assert result.returncode != 0
     assert "docker/.env" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("variable", ["SECRET_KEY", "FLOWER_BASIC_AUTH"])
+def test_docker_compose_refuses_an_empty_secret_key_or_flower_auth(tmp_path, variable):
+    example = (COMPOSE.parent / "env.example").read_text()
+    result = compose_config(tmp_path, fill_secrets(example, leave=variable))
+    assert result.returncode != 0
+    assert f"set {variable}" in result.stderr, result.stderr
 
 
 # --- the image, built and run ----------------------------------------------------------------
@@ -443,6 +459,7 @@ def test_image_has_no_compiler_and_its_code_belongs_to_root(rootfs):
         "listeners",
         "manage.py",
         "requirements",
+        "static",
         "tasks",
     ]
 
@@ -471,6 +488,7 @@ def test_check_deploy_passes_with_production_settings(image):
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "ingestor.example.org",
         "CSRF_TRUSTED_ORIGINS": "https://ingestor.example.org",
+        "BEHIND_TLS_PROXY": "true",
         "SECURE_SSL_REDIRECT": "true",
         "SECURE_HSTS_SECONDS": "31536000",
         "DATABASE_URL": "postgres://ingestor:secret@postgres:5432/ingestor",
@@ -525,6 +543,8 @@ def test_web_role_serves_health_and_the_health_command_passes(image, migrated, t
         with urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
             assert json.load(response) == {"status": "ok"}
         assert http_status(f"http://127.0.0.1:{port}/metrics") == 200
+        # Collected at build time, served by whitenoise with DEBUG off: a styled admin.
+        assert http_status(f"http://127.0.0.1:{port}/static/admin/css/base.css") == 200
         result = run_in_image(image, "manage", "health", "--only", "database", env=migrated)
         assert result.returncode == 0, result.stdout + result.stderr
         assert json.loads(result.stdout)["checks"]["database"]["status"] == "ok"

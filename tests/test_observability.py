@@ -11,7 +11,7 @@ from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from datetime import timedelta
 from urllib.error import HTTPError
-from urllib.request import urlopen
+from urllib.request import Request, urlopen
 
 import pytest
 from django.core.management import call_command
@@ -34,6 +34,14 @@ def settle(cache: health.ReadinessCache) -> None:
     pending = cache.clear()
     if pending is not None:
         assert wait_futures([pending], timeout=30).done, "a readiness refresh never finished"
+
+
+@pytest.fixture
+def client(client, django_user_model):
+    """A staff user's client: /ready shows error strings only to staff (or the metrics token),
+    and these tests read them (tests/test_web_security.py covers the anonymous view)."""
+    client.force_login(django_user_model.objects.create_user("operator", is_staff=True))
+    return client
 
 
 @pytest.fixture
@@ -115,18 +123,29 @@ def test_ready_reports_an_open_breaker(client, ready_settings):
     }
 
 
-def test_ready_finds_a_worker_answering(client, ready_settings, ingest_queue, processes, tmp_path):
+def test_ready_asks_only_workers_that_consume_the_ingest_queue(
+    client, ready_settings, ingest_queue, processes, tmp_path
+):
     ready_settings.READY_CHECK_WORKERS = True
+    ready_settings.CELERY_INGEST_QUEUE = ingest_queue
     beat("homeassistant", True, {})
-    processes.worker(
-        "worker",
-        service_env(
-            CELERY_INGEST_QUEUE=ingest_queue,
-            CELERY_MAINTENANCE_QUEUE=ingest_queue + "-m",
-            DATA_DIR=str(tmp_path),
-        ),
+
+    def worker(name: str, queue: str) -> None:
+        env = service_env(
+            CELERY_INGEST_QUEUE=queue, CELERY_MAINTENANCE_QUEUE=queue + "-m", DATA_DIR=str(tmp_path)
+        )
+        processes.worker(name, env)
+        wait_until(lambda: "ready." in processes.log(name), 60, f"{name} to start")
+
+    # Another application's worker on the same virtual host answers pings, not for our queue.
+    worker("other-app", ingest_queue + "-someone-else")
+    settle(health.READINESS)
+    body = client.get("/ready").json()
+    assert body["checks"]["workers"]["error"] == (
+        f"Unavailable: no Celery worker consumes the {ingest_queue} queue"
     )
-    wait_until(lambda: client.get("/ready").status_code == 200, 60, "a worker to answer")
+    worker("worker", ingest_queue)
+    wait_until(lambda: client.get("/ready").status_code == 200, 60, "our worker to answer")
 
 
 def test_the_health_command_exits_0_when_ready_and_1_when_not(ready_settings, capsys):
@@ -337,14 +356,18 @@ def test_gunicorn_sync_workers_refresh_readiness_and_keep_no_connection(
         READY_LISTENERS="none",
         READY_CHECK_WORKERS="false",
         READY_CACHE_SECONDS="1",
+        METRICS_TOKEN="ready-details-token-0123456789",
     )
     migrate(env)
     port = free_port()
     web = processes.web("web", env, port)
+    # The token shows /ready's error strings (anonymous requests get the statuses only).
+    auth = {"Authorization": "Bearer ready-details-token-0123456789"}
 
     def ready() -> tuple[int, dict] | None:
         try:
-            with urlopen(f"http://127.0.0.1:{port}/ready", timeout=10) as response:
+            request = Request(f"http://127.0.0.1:{port}/ready", headers=auth)
+            with urlopen(request, timeout=10) as response:
                 return response.status, json.load(response)
         except HTTPError as unready:
             return unready.code, json.load(unready)

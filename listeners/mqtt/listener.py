@@ -157,6 +157,7 @@ class MqttListener:
             self.client.disconnect()
         self.link_up = self.connected = False
         self.metrics.connected(False)
+        self.metrics.flush()
         return self.tracker.all_confirmed()
 
     def _connect_when_due(self) -> None:
@@ -359,6 +360,8 @@ class MqttListener:
         self.batcher.tick()
         self.send_acks()
         self._seal_for_window()
+        # Counted per event in memory; the shared metrics are written here, a few times a second.
+        self.metrics.flush()
 
     def _seal_for_window(self) -> None:
         # The broker sends nothing more once max_unacked messages await our ack. When half

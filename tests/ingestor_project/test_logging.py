@@ -54,3 +54,27 @@ def test_stdlib_and_structlog_lines_and_tracebacks_are_scrubbed(fmt):
     output = buffer.getvalue()
     assert "connecting" in output and "boom" in output and "RuntimeError" in output
     assert TOKEN not in output
+
+
+def test_passwords_inside_urls_are_masked_in_any_log_value():
+    event = redact_secrets(
+        None,
+        "error",
+        {
+            "event": "broker unreachable at amqp://ingestor:hunter2-pass@rabbitmq:5672//",
+            "url": "redis://:another-pass@redis:6379/0",
+            "error": OSError("cannot reach postgres://app:db-pass@db/app"),
+        },
+    )
+    text = str(event)
+    assert not any(p in text for p in ("hunter2-pass", "another-pass", "db-pass"))
+    assert "amqp://ingestor:********@rabbitmq:5672//" in event["event"]
+
+
+def test_django_request_objects_are_logged_as_method_and_redacted_path():
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/metrics", {"token": "query-token-abc123", "page": "2"})
+    event = redact_secrets(None, "warning", {"event": "Not Found: /metrics", "request": request})
+    assert event["request"] == {"method": "GET", "path": f"/metrics?token={REDACTED}&page=2"}
+    assert "query-token-abc123" not in str(event)
