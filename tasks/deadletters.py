@@ -3,6 +3,7 @@ writes them again)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -27,16 +28,39 @@ def _entity_ids(events: Iterable[dict[str, Any]]) -> str:
     return " ".join(sorted({str(e.get("entity_id")) for e in events if e.get("entity_id")}))
 
 
+def dedup_key(batch_id: str | None, *parts: object) -> str | None:
+    """The same dead letter of the same batch gets the same key, however often it is recorded."""
+    if not batch_id:
+        return None
+    text = "\0".join(str(part) for part in (batch_id, *parts))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def _record(
-    *, category: str, error: str, batch_id: str | None, points: int, **fields: Any
+    *,
+    category: str,
+    error: str,
+    batch_id: str | None,
+    points: int,
+    ordinal: int = 0,
+    **fields: Any,
 ) -> FailedWrite:
-    letter = FailedWrite.objects.create(
-        batch_id=batch_id or "",
-        category=category,
-        points=points,
-        error=_storable(error[:10_000]),
+    key = dedup_key(batch_id, category, ordinal, fields["payload_format"], fields["payload"])
+    values = {
+        "batch_id": (batch_id or "")[:64],
+        "category": category,
+        "points": points,
+        "error": _storable(error[:10_000]),
         **fields,
-    )
+    }
+    if key is None:
+        letter = FailedWrite.objects.create(**values)
+    else:
+        letter, created = FailedWrite.objects.get_or_create(dedup_key=key, defaults=values)
+        if not created:
+            # A retry or redelivery of a batch whose dead letters were already kept.
+            log.info("dead_letter_already_recorded", id=letter.pk, category=category)
+            return letter
     metrics.DEAD_LETTERS.labels(category).inc()
     log.error(
         "dead_letter_recorded",
@@ -100,16 +124,28 @@ def _entity_ids_of_lines(lines: list[str]) -> str:
     return " ".join(sorted(found))
 
 
-def record_raw(payload: str, *, source: str, error: str, context: str = "") -> FailedWrite:
-    """A source message that could not be parsed: kept so an operator can see it."""
-    metrics.DEAD_LETTERS.labels(Category.UNPARSEABLE).inc()
-    return FailedWrite.objects.create(
+def record_raw(
+    payload: str,
+    *,
+    source: str,
+    error: str,
+    context: str = "",
+    batch_id: str | None = None,
+    ordinal: int = 0,
+    category: str = Category.UNPARSEABLE,
+) -> FailedWrite:
+    """A source message that could not be parsed (or carried): kept so an operator can see it;
+    ``ordinal`` tells apart identical messages of one batch."""
+    return _record(
+        category=category,
+        error=error,
+        batch_id=batch_id,
+        points=0,
+        ordinal=ordinal,
         source=source,
-        category=Category.UNPARSEABLE,
         payload_format=PayloadFormat.RAW,
         payload=_storable(payload[:1_000_000]),
         entity_ids=_storable(context[:1000]),
-        error=_storable(error[:10_000]),
     )
 
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import DatabaseError
 
 from events.contract import UNPARSEABLE
 from ingestor_project import metrics
@@ -15,11 +14,14 @@ from tasks import deadletters
 from tasks.cardinality import TagCardinalityGuard
 from tasks.errors import RejectedWriteError, TooLargeWriteError
 from tasks.influx import Writer, writer_from_settings
-from tasks.line_protocol import Unrepresentable
+from tasks.line_protocol import NON_FINITE, Unrepresentable
 from tasks.models import Category
 from tasks.schema import SchemaOptions, convert
 
 log = structlog.get_logger(__name__)
+
+# What a listener may mark a set-aside message as (events/codec.py); anything else: unparseable.
+MARKER_CATEGORIES = {Category.UNPARSEABLE, Category.TOO_LARGE}
 
 _writer: Writer | None = None
 _guard: TagCardinalityGuard | None = None
@@ -49,14 +51,17 @@ def reset_process_state() -> None:
 def events_to_lines(
     events: list[dict[str, Any]], options: SchemaOptions, guard: TagCardinalityGuard | None = None
 ) -> tuple[list[str], list[dict]]:
-    """Lines for the events, and the events that cannot become a point (with the reason)."""
+    """Lines for the events, and the events that cannot become a point (with the reason and
+    the dead-letter category)."""
     lines, unwritable = [], []
     for event in events:
         try:
             result = convert(event, options, guard)
         except (Unrepresentable, KeyError, TypeError) as exc:
             # One odd event never takes the batch down with it.
-            unwritable.append({"event": event, "reason": f"{type(exc).__name__}: {exc}"})
+            category = getattr(exc, "category", Category.UNREPRESENTABLE)
+            reason = f"{type(exc).__name__}: {exc}"
+            unwritable.append({"event": event, "reason": reason, "category": category})
             continue
         if result.problems:
             log.warning(
@@ -67,7 +72,16 @@ def events_to_lines(
             )
         if result.line is not None:
             lines.append(result.line)
+        else:
+            _count_dropped(result.problems)
     return lines, unwritable
+
+
+def _count_dropped(problems: list[str]) -> None:
+    """An event with nothing InfluxDB can store (a NaN state and no attributes) is dropped,
+    as HA's integration drops it, but never without a trace."""
+    non_finite = any(NON_FINITE in problem for problem in problems)
+    metrics.EVENTS_DROPPED.labels("non_finite" if non_finite else "no_fields").inc()
 
 
 def write_lines(lines: list[str], writer: Writer, *, batch_id: str | None) -> int:
@@ -96,36 +110,41 @@ def write_lines(lines: list[str], writer: Writer, *, batch_id: str | None) -> in
     )
 
 
-def _keep_unparseable(event: dict[str, Any]) -> None:
-    payload = str(event.get("payload", ""))
-    try:
+def _split_markers(events: list[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
+    """Source messages a listener could not parse or carry travel as markers in the batch."""
+    markers = [e for e in events if e.get("event_type") == UNPARSEABLE]
+    if not markers:
+        return [], events
+    return markers, [e for e in events if e.get("event_type") != UNPARSEABLE]
+
+
+def _keep_markers(markers: list[dict[str, Any]], batch_id: str | None) -> None:
+    """Each marker becomes a dead letter. A database failure raises: the batch is retried
+    (its points rewrite themselves, its dead letters are found, not copied)."""
+    for ordinal, marker in enumerate(markers):
+        category = marker.get("category")
         deadletters.record_raw(
-            payload,
-            source=str(event.get("source")),
-            error=str(event.get("error")),
-            context=str(event.get("context")),
-        )
-    except DatabaseError as exc:
-        # A poison message must never take the good events of its batch down with it: if even
-        # its dead letter cannot be stored, it is logged in full instead.
-        log.error(
-            "dead_letter_not_stored",
-            category="unparseable",
-            error=repr(exc)[:300],
-            source=event.get("source"),
-            payload=payload[:4000],
+            str(marker.get("payload", "")),
+            source=str(marker.get("source")),
+            error=str(marker.get("error")),
+            context=str(marker.get("context")),
+            batch_id=batch_id,
+            ordinal=ordinal,
+            category=category if category in MARKER_CATEGORIES else Category.UNPARSEABLE,
         )
 
 
-def _record_unparseable(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Source messages a listener could not parse travel as markers: keep them as dead letters."""
-    good = []
-    for event in events:
-        if event.get("event_type") == UNPARSEABLE:
-            _keep_unparseable(event)
-        else:
-            good.append(event)
-    return good
+def _keep_unwritable(unwritable: list[dict[str, Any]], batch_id: str | None) -> None:
+    by_category: dict[str, list[dict[str, Any]]] = {}
+    for item in unwritable:
+        by_category.setdefault(item["category"], []).append(item)
+    for category, items in by_category.items():
+        deadletters.record_events(
+            [item["event"] for item in items],
+            category=category,
+            error="; ".join(item["reason"] for item in items[:20]),
+            batch_id=batch_id,
+        )
 
 
 def _observe(events: list[dict[str, Any]], written: int, seconds: float) -> None:
@@ -143,28 +162,24 @@ def write_batch(
     """Convert and write one batch; returns the number of points written.
 
     Events that cannot become points, and points InfluxDB rejects, become dead letters; every
-    other point is written. Transient failures raise TransientWriteError (the task retries).
+    other point is written. Transient failures raise TransientWriteError (the task retries);
+    a dead letter that cannot be stored raises too, so nothing is acknowledged unkept.
     """
-    events = _record_unparseable(events)
+    markers, events = _split_markers(events)
     lines, unwritable = events_to_lines(events, settings.INGEST_SCHEMA, get_guard())
-    if unwritable:
-        deadletters.record_events(
-            [item["event"] for item in unwritable],
-            category=Category.UNREPRESENTABLE,
-            error="; ".join(item["reason"] for item in unwritable[:20]),
+    written = 0
+    if lines:
+        started = time.perf_counter()
+        written = write_lines(lines, writer or get_writer(), batch_id=batch_id)
+        _observe(events, written, time.perf_counter() - started)
+        log.info(
+            "batch_written",
             batch_id=batch_id,
+            events=len(events),
+            points=written,
+            rejected=len(lines) - written,
+            ms=round((time.perf_counter() - started) * 1000, 1),
         )
-    if not lines:
-        return 0
-    started = time.perf_counter()
-    written = write_lines(lines, writer or get_writer(), batch_id=batch_id)
-    _observe(events, written, time.perf_counter() - started)
-    log.info(
-        "batch_written",
-        batch_id=batch_id,
-        events=len(events),
-        points=written,
-        rejected=len(lines) - written,
-        ms=round((time.perf_counter() - started) * 1000, 1),
-    )
+    _keep_markers(markers, batch_id)
+    _keep_unwritable(unwritable, batch_id)
     return written

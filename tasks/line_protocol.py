@@ -39,6 +39,16 @@ class Unrepresentable(ValueError):
         self.what, self.reason = what, reason
 
 
+# What field_set says of NaN and infinities; events_to_lines counts events it empties.
+NON_FINITE = "not a finite number"
+
+
+class TimeOutOfRange(Unrepresentable):
+    """An event time InfluxDB cannot store (before 1677 or after 2262): a clock problem."""
+
+    category = "clock"
+
+
 _BACKSLASH_ESCAPE = re.compile(r'\\[, ="]')
 # The newest/oldest nanosecond timestamps InfluxDB accepts.
 MIN_TIME, MAX_TIME = -(2**63) + 2, 2**63 - 2
@@ -126,7 +136,7 @@ def format_field(value: FieldValue) -> str | None:
 
 def check_time(time: int) -> None:
     if not MIN_TIME <= time <= MAX_TIME:
-        raise Unrepresentable("time", str(time), "is outside InfluxDB's range")
+        raise TimeOutOfRange("time", str(time), "is outside InfluxDB's range")
 
 
 def field_set(fields: Mapping[str, FieldValue], problems: list[str]) -> list[str]:
@@ -137,6 +147,8 @@ def field_set(fields: Mapping[str, FieldValue], problems: list[str]) -> list[str
             text = format_field(value)
             if text is not None:
                 formatted.append(f"{escape_key(key, 'field key')}={text}")
+            else:
+                problems.append(f"field {key[:60]!r} left out: {NON_FINITE}")
         except Unrepresentable as exc:
             problems.append(f"field {key[:60]!r} left out: {exc.what} {exc.reason}")
     return formatted

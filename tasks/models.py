@@ -14,6 +14,8 @@ class Category(models.TextChoices):
     TOO_LARGE = "too_large", "Request too large"
     UNREPRESENTABLE = "unrepresentable", "Event cannot become a point"
     UNPARSEABLE = "unparseable", "Source message could not be parsed"
+    CLOCK = "clock", "Event time outside what InfluxDB can store"
+    UNEXPECTED = "unexpected", "Unexpected error (retries exhausted)"
 
 
 # Categories the periodic replay retries on its own once InfluxDB is healthy again; the others
@@ -50,6 +52,9 @@ class FailedWrite(models.Model):
     first_failed_at = models.DateTimeField(default=timezone.now, db_index=True)
     last_failed_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # Set for what a batch records: a retried or redelivered batch finds its own dead letters
+    # instead of adding copies. Empty for what has no batch to be repeated with.
+    dedup_key = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-last_failed_at"]

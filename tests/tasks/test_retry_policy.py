@@ -21,7 +21,7 @@ class Retried(Exception):
 def fake_task(retries: int, max_retries: int = 5):
     calls = {}
 
-    def retry(exc, countdown):
+    def retry(exc, countdown, throw=True):
         calls.update(exc=exc, countdown=countdown)
         return Retried()
 
