@@ -114,13 +114,19 @@ def write_events(
     versions can run side by side during a deploy."""
     structlog.contextvars.bind_contextvars(batch_id=batch_id, task_id=self.request.id)
     try:
-        return _write(self, events, batch_id, kwargs)
+        return write_or_hand_back(self, events, batch_id, kwargs)
+    finally:
+        structlog.contextvars.unbind_contextvars("batch_id", "task_id")
+
+
+def write_or_hand_back(task, events: str | list[dict[str, Any]], batch_id, kwargs: dict) -> int:
+    """The batch is written, dead-lettered or handed back to the broker, whatever is raised."""
+    try:
+        return _write(task, events, batch_id, kwargs)
     except (Retry, Reject):
         raise
     except Exception as exc:  # noqa: BLE001 - nothing may acknowledge a batch unwritten
-        return _unexpected(self, events, batch_id, exc)
-    finally:
-        structlog.contextvars.unbind_contextvars("batch_id", "task_id")
+        return _unexpected(task, events, batch_id, exc)
 
 
 def _write(task, packed: str | list[dict[str, Any]], batch_id: str | None, kwargs: dict) -> int:

@@ -133,3 +133,30 @@ def test_a_nul_byte_in_a_poison_payload_is_kept_visible_and_good_events_written(
     marker = unparseable_event("mqtt", b"\x00\x01binary", "not JSON", "zigbee2mqtt/plug")
     assert ingest.write_batch([sensor(1), marker], writer=writer) == 1
     assert FailedWrite.objects.get().payload == "\\x00\x01binary"
+
+
+def test_a_batch_retried_three_times_keeps_its_three_poison_records_once(influx, writer):
+    from events.contract import unparseable_event
+
+    markers = [unparseable_event("mqtt", "garbage", "not JSON", "a/topic") for _ in range(3)]
+    for _ in range(4):  # the first delivery and three retries of one batch
+        ingest.write_batch([sensor(1), *markers, sensor(2)], batch_id="retried", writer=writer)
+    assert FailedWrite.objects.filter(batch_id="retried").count() == 3
+    assert influx.count() == 2
+
+
+def test_an_event_from_the_year_9999_is_a_clock_dead_letter_and_the_rest_is_written(influx, writer):
+    far = dict(sensor(1), time=253_402_300_800 * 10**9)
+    assert ingest.write_batch([sensor(0), far, sensor(2)], batch_id="clock", writer=writer) == 2
+    letter = FailedWrite.objects.get()
+    assert (letter.category, letter.entity_ids) == (Category.CLOCK, "sensor.plug_1")
+
+
+def test_an_event_with_only_a_nan_state_is_counted_as_dropped(influx, writer):
+    from ingestor_project import metrics
+
+    dropped = metrics.EVENTS_DROPPED.labels("non_finite")
+    before = dropped._value.get()
+    nan = dict(sensor(1), state="nan", attributes={})
+    assert ingest.write_batch([nan, sensor(2)], batch_id="nan", writer=writer) == 1
+    assert dropped._value.get() == before + 1
