@@ -24,6 +24,7 @@ case "$role" in
         exec gunicorn ingestor_project.wsgi \
             --bind "${WEB_BIND:-0.0.0.0:8000}" --workers "${WEB_WORKERS:-2}" \
             --access-logfile - --graceful-timeout "${WEB_GRACEFUL_TIMEOUT:-20}" \
+            --logger-class ingestor_project.gunicorn_logging.GunicornLogger \
             --worker-tmp-dir /dev/shm "$@"
         ;;
     worker)
@@ -41,6 +42,7 @@ case "$role" in
         exec python manage.py listen_mqtt "$@"
         ;;
     flower)
+        python manage.py flower_guard --address="${FLOWER_ADDRESS:-0.0.0.0}"
         exec celery -A ingestor_project flower \
             --address="${FLOWER_ADDRESS:-0.0.0.0}" --port="${FLOWER_PORT:-5555}" "$@"
         ;;

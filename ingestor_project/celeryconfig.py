@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from kombu import Exchange, Queue
+from kombu.transport import TRANSPORT_ALIASES
 
 from events.codec import ORJSON, register_orjson
 
@@ -18,7 +19,7 @@ def transport_options(broker_url: str) -> dict:
         # A task not acked within this many seconds is redelivered: keep it well above the
         # task time limit (plus retry countdowns), or a slow task would run twice.
         return {"visibility_timeout": max(3600, settings.CELERY_TASK_TIME_LIMIT * 4)}
-    if scheme == "filesystem":
+    if scheme in ("embedded", "filesystem"):
         folder = settings.DATA_DIR / "broker"
         (folder / "processed").mkdir(parents=True, exist_ok=True)
         return {
@@ -29,6 +30,11 @@ def transport_options(broker_url: str) -> dict:
             "store_processed": False,
         }
     return {}
+
+
+# embedded:// is the default, no-server broker (ingestor_project/embedded_broker.py). Every
+# process that connects reads this configuration first, so the alias is known in time.
+TRANSPORT_ALIASES.setdefault("embedded", "ingestor_project.embedded_broker:Transport")
 
 
 def durable_queue(name: str) -> Queue:
@@ -64,7 +70,6 @@ task_default_routing_key = _queue
 task_default_delivery_mode = "persistent"
 task_routes = {
     "tasks.replay_failed_writes": {"queue": _maintenance, "routing_key": _maintenance},
-    "tasks.record_unparseable": {"queue": _maintenance, "routing_key": _maintenance},
 }
 beat_schedule = {
     "replay-failed-writes": {

@@ -1,0 +1,163 @@
+"""`make run` as a newcomer types it: simulator points in InfluxDB within a minute, one banner,
+no MQTT listener without MQTT, and nothing it started left running after Ctrl-C or SIGTERM.
+
+Each run gets its own data directory and ports (InfluxDB, web, Flower), away from a real
+`make run` and from the test InfluxDB."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, InfluxV1, wait_until
+from tests.services import free_port
+
+# Only what a shell of a new user has: none of the test settings' variables.
+BASE_ENV = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TERM") if k in os.environ}
+
+
+def free_influx_port() -> int:
+    """A port p with p + 2 free too (scripts/influxdb.sh binds InfluxDB's RPC port there)."""
+    while True:
+        port = free_port()
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port + 2)) != 0 and port < 65000:
+                return port
+
+
+def descendants(pid: int) -> set[int]:
+    found = {pid}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        children = (task / "children").read_text().split() if (task / "children").exists() else []
+        for child in children:
+            found |= descendants(int(child))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def make_run(tmp_path):
+    ports = {"INFLUX_PORT": free_influx_port(), "WEB_PORT": free_port(), "FLOWER_PORT": free_port()}
+    env = {**BASE_ENV, "DATA_DIR": str(tmp_path / "data"), **{k: str(v) for k, v in ports.items()}}
+    log_path = tmp_path / "make-run.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            ["make", "--no-print-directory", "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    started = time.monotonic()
+    yield process, ports, tmp_path / "data", log_path, started
+    if process.poll() is None:  # a failed test: end what is left, by process id
+        for pid in descendants(process.pid) | influxd(tmp_path / "data"):
+            os.kill(pid, signal.SIGKILL)
+
+
+def influxd(data: Path) -> set[int]:
+    pid_file = data / "influxdb" / "influxd.pid"
+    return {int(pid_file.read_text())} if pid_file.exists() else set()
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_make_run_writes_simulator_points_within_a_minute_and_stops_everything(make_run, stop):
+    process, ports, data, log_path, started = make_run
+    influx = InfluxV1(f"http://127.0.0.1:{ports['INFLUX_PORT']}", "home_assistant")
+
+    def points() -> int:
+        assert process.poll() is None, log_path.read_text()[-3000:]
+        try:
+            return influx.count()
+        except OSError:
+            return 0
+
+    wait_until(points, 60 - (time.monotonic() - started), "simulator points in InfluxDB")
+    banner = wait_until(
+        lambda: "Ingestor is ready" in log_path.read_text() and log_path.read_text(),
+        60,
+        "the start-up banner",
+    )
+    password_file = data / "admin-password"
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    assert password_file.read_text().strip() not in banner
+    assert f"password in {password_file}" in banner
+    assert f"http://127.0.0.1:{ports['WEB_PORT']}/admin/" in banner
+    assert "listener_mqtt" not in banner  # nothing configured MQTT
+
+    started_here = descendants(process.pid) | influxd(data)
+    assert len(influxd(data)) == 1 and alive(next(iter(influxd(data))))
+    if stop == "ctrl-c":  # the terminal signals the whole foreground process group
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        process.send_signal(signal.SIGTERM)
+    process.wait(60)
+    wait_until(
+        lambda: not [pid for pid in started_here if alive(pid)],
+        30,
+        "every process make run started to be gone",
+    )
+    assert "stopping the InfluxDB it started" in log_path.read_text()
+
+
+def test_run_stops_at_once_with_one_sentence_when_influxdb_cannot_be_had(tmp_path):
+    # A machine without influxd and without apt-get: only the tools the script needs up to there.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "curl", "realpath", "dirname", "id", "rm", "cat", "mkdir"):
+        found = subprocess.run(["which", tool], capture_output=True, text=True, check=True)
+        (bin_dir / tool).symlink_to(found.stdout.strip())
+    env = {"PATH": str(bin_dir), "DATA_DIR": str(tmp_path / "data")}
+    env["INFLUX_PORT"] = str(free_influx_port())
+    begun = time.monotonic()
+    result = subprocess.run(
+        ["bash", "scripts/run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1
+    assert time.monotonic() - begun < 10
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "run: InfluxDB 1.x is not installed: install it (sudo apt-get install influxdb) or set "
+        "INFLUX_URL to one you run, then make run again."
+    ]
+    assert not (tmp_path / "data" / "influxdb").exists()
+
+
+@pytest.mark.parametrize(
+    ("mqtt", "expected"),
+    [
+        ({}, False),
+        ({"MQTT_URL": "mqtt://broker.lan:1883"}, True),
+        ({"MQTT_SUBSCRIPTIONS": "zigbee2mqtt/+=json"}, True),
+    ],
+)
+def test_the_mqtt_listener_runs_only_when_mqtt_is_configured(mqtt, expected):
+    result = subprocess.run(
+        ["bash", "scripts/run.sh", "--processes"],
+        cwd=ROOT,
+        env={**BASE_ENV, **mqtt},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    names = result.stdout.split()
+    assert {"web", "worker", "beat", "listener_homeassistant", "flower"} <= set(names)
+    assert ("listener_mqtt" in names) is expected
+    procfile = {line.split(":", 1)[0] for line in (ROOT / "Procfile").read_text().splitlines()}
+    assert set(names) <= procfile
