@@ -229,3 +229,21 @@ def test_malformed_states_and_history_rows_are_dead_letters_and_the_fill_goes_on
     buffer = [e for batch in listener.batcher.pending for e in batch.events]
     assert [e["state"] for e in buffer if e["event_type"] == "state_changed"] == ["1", "3"]
     assert len(markers(buffer)) == 3 + 2 + 1
+
+
+# --- before authentication ----------------------------------------------------------------
+@pytest.mark.parametrize("depth", [1000, 100_000])
+def test_a_deeply_nested_frame_before_auth_is_a_connection_error_not_a_crash(depth):
+    from websockets.asyncio.server import serve
+
+    async def hostile(ws):
+        await ws.send("[" * depth + "]" * depth)
+        await ws.wait_closed()
+
+    async def run() -> float:
+        async with serve(hostile, "127.0.0.1", 0, max_size=None) as server:
+            port = server.sockets[0].getsockname()[1]
+            listener, _ = make_listener(f"ws://127.0.0.1:{port}/api/websocket")
+            return await asyncio.wait_for(listener._one_connection(), 30)
+
+    assert asyncio.run(run()) > 0  # a reconnect after a backoff, the process goes on
