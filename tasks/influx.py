@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 import urllib3
 
+from ingestor_project.tls import TlsFiles, client_context
 from tasks.errors import AuthWriteError, TransientWriteError, WriteError, error_for_status
 
 # Bodies smaller than this are sent as they are: compressing them costs more than it saves.
@@ -44,6 +45,7 @@ class V1Writer:
         timeout: float = 10.0,
         gzip_bodies: bool = True,
         verify_ssl: bool = True,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.database = database
@@ -53,11 +55,7 @@ class V1Writer:
             pair = f"{username}:{password or ''}".encode()
             self.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         self.gzip = gzip_bodies
-        self.http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout),
-            retries=False,
-            cert_reqs="CERT_REQUIRED" if verify_ssl else "CERT_NONE",
-        )
+        self.http = pool(self.url, timeout, verify_ssl, tls)
 
     def write(self, lines: list[str]) -> None:
         body = "\n".join(lines).encode()
@@ -77,7 +75,7 @@ class V1Writer:
         try:
             return self.http.request(method, url, body=body, headers=headers)
         except urllib3.exceptions.HTTPError as exc:
-            raise TransientWriteError(f"InfluxDB unreachable: {type(exc).__name__}") from None
+            raise unreachable(exc) from None
 
     def ping(self) -> bool:
         try:
@@ -116,6 +114,7 @@ class V2Writer:
         timeout: float = 10.0,
         gzip_bodies: bool = True,
         verify_ssl: bool = True,
+        tls: TlsFiles | None = None,
     ) -> None:
         # Imported here: influxdb-client and reactivex are large, and only v2 deployments use them.
         from influxdb_client import InfluxDBClient, WritePrecision
@@ -130,6 +129,7 @@ class V2Writer:
             timeout=int(timeout * 1000),
             enable_gzip=gzip_bodies,
             verify_ssl=verify_ssl,
+            ssl_context=tls_context(url, verify_ssl, tls),
         )
         # The client's own retries would hide failures from Celery's retry policy.
         self.client.api_client.configuration.retries = False
@@ -153,17 +153,18 @@ class V2Writer:
         except self.api_exception as exc:
             retry_after = (exc.headers or {}).get("Retry-After")
             body = str(exc.body or exc.reason)
-            raise error_for_status(exc.status or 0, body, retry_after) from None
+            raise tls_failure(exc) or error_for_status(exc.status or 0, body, retry_after) from None
         except urllib3.exceptions.HTTPError as exc:
-            raise TransientWriteError(f"InfluxDB unreachable: {type(exc).__name__}") from None
+            raise unreachable(exc) from None
 
     def check(self) -> None:
         try:
             bucket = self.client.buckets_api().find_bucket_by_name(self.bucket)
         except self.api_exception as exc:
-            raise error_for_status(exc.status or 0, str(exc.body or exc.reason)) from None
+            body = str(exc.body or exc.reason)
+            raise tls_failure(exc) or error_for_status(exc.status or 0, body) from None
         except urllib3.exceptions.HTTPError as exc:
-            raise TransientWriteError(f"InfluxDB unreachable: {type(exc).__name__}") from None
+            raise unreachable(exc) from None
         if bucket is None:
             raise AuthWriteError(f"bucket {self.bucket!r} does not exist", status=404)
 
@@ -178,6 +179,101 @@ class V2Writer:
         self.client.close()
 
 
+def ensure_dbrp(
+    url: str,
+    token: str,
+    org: str,
+    bucket: str,
+    database: str,
+    *,
+    retention_policy: str = "autogen",
+    timeout: float = 10.0,
+    verify_ssl: bool = True,
+    tls: TlsFiles | None = None,
+) -> str:
+    """Map InfluxQL's database/retention policy to the bucket (InfluxDB 2's DBRP mapping), so
+    InfluxQL clients such as Grafana can query it. Returns "exists" or "created"; raises a
+    classified WriteError otherwise."""
+    http = pool(url, timeout, verify_ssl, tls)
+    base, headers = url.rstrip("/"), {"Authorization": f"Token {token}"}
+    try:
+        found = (
+            _v2_json(
+                http,
+                "GET",
+                f"{base}/api/v2/buckets?" + urlencode({"name": bucket, "org": org}),
+                None,
+                headers,
+            ).get("buckets")
+            or []
+        )
+        if not found:
+            raise AuthWriteError(f"bucket {bucket!r} does not exist", status=404)
+        bucket_id = found[0]["id"]
+        query = urlencode({"org": org, "db": database, "rp": retention_policy})
+        mappings = _v2_json(http, "GET", f"{base}/api/v2/dbrps?{query}", None, headers)
+        # A virtual mapping (2.2+: bucket name = database) already answers InfluxQL.
+        if any(m.get("bucketID") == bucket_id for m in mappings.get("content") or []):
+            return "exists"
+        body = {
+            "org": org,
+            "bucketID": bucket_id,
+            "database": database,
+            "retention_policy": retention_policy,
+            "default": True,
+        }
+        _v2_json(http, "POST", f"{base}/api/v2/dbrps", json.dumps(body).encode(), headers)
+        return "created"
+    finally:
+        http.clear()
+
+
+def _v2_json(http, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> dict:
+    headers = {**headers, "Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    try:
+        response = http.request(method, url, body=body, headers=headers)
+    except urllib3.exceptions.HTTPError as exc:
+        raise unreachable(exc) from None
+    if response.status not in (200, 201):
+        raise error_for_status(response.status, response.data.decode(errors="replace"))
+    return json.loads(response.data or b"{}")
+
+
+def pool(url: str, timeout: float, verify_ssl: bool, tls: TlsFiles | None) -> urllib3.PoolManager:
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout),
+        retries=False,
+        cert_reqs="CERT_REQUIRED" if verify_ssl else "CERT_NONE",
+        ssl_context=tls_context(url, verify_ssl, tls),
+    )
+
+
+def tls_context(url: str, verify_ssl: bool, tls: TlsFiles | None):
+    """INFLUX_CA_FILE (else the system's trust store) and the client certificate, for https://
+    only: building a context loads the trust store, which costs tens of milliseconds."""
+    if not url.startswith("https://"):
+        return None
+    return client_context(tls or TlsFiles(), verify=verify_ssl)
+
+
+def unreachable(exc: urllib3.exceptions.HTTPError) -> WriteError:
+    """No answer. A TLS failure (a certificate refused either way) needs an operator, as wrong
+    credentials do: AuthWriteError, retried no faster than WRITE_AUTH_RETRY_MIN."""
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return AuthWriteError(f"InfluxDB TLS failed (INFLUX_CA_FILE/INFLUX_CERT_FILE?): {exc}")
+    return TransientWriteError(f"InfluxDB unreachable: {type(exc).__name__}")
+
+
+def tls_failure(exc) -> WriteError | None:
+    """influxdb-client reports urllib3's SSLError as an ApiException of status 0."""
+    if exc.status or not str(exc.reason).startswith("SSLError"):
+        return None
+    detail = str(exc.reason).removeprefix("SSLError").strip()
+    return AuthWriteError(f"InfluxDB TLS failed (INFLUX_CA_FILE/INFLUX_CERT_FILE?): {detail}")
+
+
 def writer_from_settings(settings) -> Writer:
     precision = getattr(settings, "INFLUX_PRECISION", "ns")
     common = {
@@ -185,6 +281,7 @@ def writer_from_settings(settings) -> Writer:
         "timeout": settings.INFLUX_TIMEOUT,
         "gzip_bodies": settings.INFLUX_GZIP,
         "verify_ssl": settings.INFLUX_VERIFY_SSL,
+        "tls": settings.INFLUX_TLS,
     }
     if settings.INFLUX_API_VERSION == "2":
         return V2Writer(

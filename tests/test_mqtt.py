@@ -59,7 +59,7 @@ def test_an_unreadable_tls_file_stops_the_command(tmp_path):
         }
     )
     assert result.returncode != 0
-    assert "not started" in result.stderr
+    assert "MQTT_CA_FILE=" in result.stderr and "cannot be read" in result.stderr
 
 
 def run_command_once(env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from events.contract import SOURCE_HOMEASSISTANT, unparseable_event
+from ingestor_project.tls import connection_category
 from listeners.backoff import Backoff
 from listeners.batching import Batch, Batcher
 from listeners.filters import EntityFilter
@@ -114,11 +115,12 @@ class HomeAssistantListener:
             return delay
         except CONNECTION_ERRORS as exc:
             delay = self.backoff.next_delay()
-            level = log.error if self.backoff.serious else log.warning
+            category = connection_category(exc, tls=self.url.startswith("wss://"))
+            level = log.error if self.backoff.serious or category == "tls" else log.warning
             level(
                 "ha_connection_lost",
                 error=f"{type(exc).__name__}: {exc}",
-                category="connection",
+                category=category,
                 attempt=self.backoff.failures,
                 retry_in=round(delay, 2),
             )

@@ -23,6 +23,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from ingestor_project.tls import client_context
+
 if TYPE_CHECKING:
     from listeners.mqtt.settings import MqttConfig
 
@@ -89,7 +91,7 @@ def make_client(config: MqttConfig) -> IngestClient:
     if config.broker.username:
         client.username_pw_set(config.broker.username, config.broker.password)
     if config.broker.tls:
-        client.tls_set(ca_certs=config.ca_file, certfile=config.cert_file, keyfile=config.key_file)
+        client.tls_set_context(client_context(config.tls))
     kwargs: dict[str, Any] = {}
     if config.v5:
         properties = Properties(PacketTypes.CONNECT)

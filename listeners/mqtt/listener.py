@@ -20,6 +20,7 @@ from paho.mqtt.enums import MQTTErrorCode
 
 from events.contract import SOURCE_MQTT, unparseable_event
 from ingestor_project import metrics as metric_catalogue
+from ingestor_project.tls import connection_category
 from listeners.backoff import Backoff
 from listeners.batching import Batch, Batcher
 from listeners.filters import EntityFilter
@@ -168,7 +169,7 @@ class MqttListener:
         try:
             self.client.reconnect()
         except OSError as exc:
-            self._retry_later(f"{type(exc).__name__}: {exc}")
+            self._retry_later(f"{type(exc).__name__}: {exc}", connection_category(exc))
             return
         self.link_up = True
 
@@ -176,24 +177,26 @@ class MqttListener:
         if not self.link_up:
             return
         self.link_up = False
+        # TLS 1.3: a broker refusing our client certificate ends the link before any CONNACK.
+        category = "tls" if self.config.broker.tls and not self.connected else "connection"
         if self.connected and not self.stopping:
             self.stats["reconnects"] += 1
             self.metrics.reconnected()
         self.connected = False
         self.metrics.connected(False)
         if not self.stopping:
-            self._retry_later(reason)
+            self._retry_later(reason, category)
 
-    def _retry_later(self, reason: str) -> None:
+    def _retry_later(self, reason: str, category: str = "connection") -> None:
         delay = self.backoff.next_delay()
         self.next_attempt = self.clock() + delay
-        level = log.error if self.backoff.serious else log.warning
+        level = log.error if self.backoff.serious or category == "tls" else log.warning
         level(
             "mqtt_connection_lost",
             host=self.config.broker.host,
             port=self.config.broker.port,
             error=reason,
-            category="connection",
+            category=category,
             attempt=self.backoff.failures,
             retry_in=round(delay, 2),
         )

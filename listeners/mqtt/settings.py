@@ -12,6 +12,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from ingestor_project.mqtt_broker import MqttBroker
+from ingestor_project.tls import TlsFiles
 from listeners.mqtt.formats import JsonOptions
 from listeners.mqtt.subscriptions import Subscription, parse_subscriptions
 
@@ -24,9 +25,7 @@ class MqttConfig:
     protocol: str  # "5" or "3.1.1"
     keepalive: int
     session_expiry: int
-    ca_file: str | None
-    cert_file: str | None
-    key_file: str | None
+    tls: TlsFiles  # used when the broker URL is mqtts://
     max_unacked: int
     max_payload_bytes: int
     retained: str  # "ingest_once", "ignore" or "always"
@@ -54,9 +53,7 @@ def config_from_settings(settings: Any) -> MqttConfig:
         protocol=settings.MQTT_PROTOCOL,
         keepalive=settings.MQTT_KEEPALIVE,
         session_expiry=settings.MQTT_SESSION_EXPIRY,
-        ca_file=settings.MQTT_CA_FILE,
-        cert_file=settings.MQTT_CERT_FILE,
-        key_file=settings.MQTT_KEY_FILE,
+        tls=settings.MQTT_TLS,
         max_unacked=settings.MQTT_MAX_UNACKED,
         max_payload_bytes=settings.MQTT_MAX_PAYLOAD_BYTES,
         retained=settings.MQTT_RETAINED,

@@ -14,11 +14,15 @@ from django.core.management.base import BaseCommand
 
 from events.codec import ORJSON
 from events.contract import SOURCE_HOMEASSISTANT
+from ingestor_project.tls import client_context
 from listeners.batching import Batcher
 from listeners.filters import EntityFilter
 from listeners.homeassistant.backfill import BackfillPolicy
 from listeners.homeassistant.client import HomeAssistantListener
 from listeners.homeassistant.cursor import HighWaterMark
+from listeners.homeassistant.history_import import import_name
+from listeners.homeassistant.import_launch import BackgroundImport, import_arguments, instance_name
+from listeners.homeassistant.import_progress import load_covered
 from listeners.process import ListenerServices, report_stop, settings_batcher
 
 log = structlog.get_logger(__name__)
@@ -31,16 +35,12 @@ class Command(BaseCommand):
         url, token, simulator = self._source()
         # Events decoded by orjson travel as orjson: exact, and cheaper than kombu's json.
         batcher = settings_batcher(SOURCE_HOMEASSISTANT, ORJSON)
-        context = None
-        if url.startswith("wss://") and not settings.HA_VERIFY_SSL:
-            context = ssl.create_default_context()
-            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         listener = HomeAssistantListener(
             url,
             token,
             batcher,
             event_types=settings.HA_EVENT_TYPES,
-            ssl_context=context,
+            ssl_context=self._ssl_context(url),
             entity_filter=EntityFilter(**settings.ENTITY_FILTER),
             cursor=self._cursor(url),
             backfill=BackfillPolicy(
@@ -59,9 +59,12 @@ class Command(BaseCommand):
             SOURCE_HOMEASSISTANT, batcher, lambda: self._status(listener, batcher)
         )
         services.start()
+        history_import = self._history_import(url, listener.cursor)
         try:
             asyncio.run(self._run(listener))
         finally:
+            if history_import is not None:
+                history_import.stop()
             drained = batcher.drain(settings.INGEST_SHUTDOWN_TIMEOUT)
             if listener.cursor is not None:
                 listener.cursor.save()  # the newest confirmed position, not one a second old
@@ -71,12 +74,36 @@ class Command(BaseCommand):
         report_stop(batcher, listener.stats, drained)
 
     @staticmethod
+    def _ssl_context(url: str) -> ssl.SSLContext | None:
+        if url.startswith("wss://"):
+            return client_context(settings.HA_TLS, verify=settings.HA_VERIFY_SSL)
+        if settings.HA_TLS.configured:
+            log.warning("ha_tls_files_unused", hint="HA_URL is not https:// or wss://")
+        return None
+
+    @staticmethod
     def _cursor(url: str) -> HighWaterMark:
         name = settings.HA_INSTANCE or f"homeassistant:{urlsplit(url).netloc}"
         cursor = HighWaterMark(name)
         position = cursor.load()
         log.info("ha_high_water_mark", instance=name, position_ns=position)
         return cursor
+
+    @staticmethod
+    def _history_import(url: str, cursor: HighWaterMark | None) -> BackgroundImport | None:
+        """HA_IMPORT_HISTORY_ON_FIRST_START: the import as a process of its own, when due."""
+        if not settings.HA_WEBSOCKET_URL or cursor is None:
+            return None  # the built-in simulator has no history worth importing
+        arguments = import_arguments(
+            settings.HA_IMPORT_HISTORY_ON_FIRST_START,
+            cursor.confirmed,
+            load_covered(import_name(instance_name(url), [], [])),
+        )
+        if arguments is None:
+            return None
+        background = BackgroundImport(arguments)
+        background.start()
+        return background
 
     @staticmethod
     def _status(listener: HomeAssistantListener, batcher: Batcher) -> tuple[bool, dict]:

@@ -1,7 +1,8 @@
-"""python manage.py ensure_influx_database — create the InfluxDB 1.x database if it is missing.
+"""python manage.py ensure_influx_database — create what InfluxQL queries need, when missing.
 
-API v2 buckets are created by the operator (they carry retention and permissions), so for v2
-this only checks that InfluxDB answers.
+API v1: the database named by INFLUX_DATABASE. API v2: buckets are created by the operator (they
+carry retention and permissions), so this maps INFLUX_DATABASE (retention policy autogen) to
+INFLUX_BUCKET — the DBRP mapping InfluxQL clients such as Grafana's InfluxDB datasource need.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from tasks.errors import WriteError
-from tasks.influx import V1Writer, writer_from_settings
+from tasks.influx import V1Writer, ensure_dbrp, writer_from_settings
 
 log = structlog.get_logger(__name__)
 
 
 class Command(BaseCommand):
-    help = "Create the InfluxDB 1.x database named by INFLUX_DATABASE when it does not exist."
+    help = (
+        "Create the InfluxDB 1.x database named by INFLUX_DATABASE, or with API v2 the DBRP "
+        "mapping of INFLUX_DATABASE to INFLUX_BUCKET, when it does not exist."
+    )
 
     def handle(self, *args, **options) -> None:
         writer = writer_from_settings(settings)
@@ -29,6 +33,8 @@ class Command(BaseCommand):
                 return
             if isinstance(writer, V1Writer):
                 self._create(writer)
+            else:
+                self._map_database()
         finally:
             writer.close()
 
@@ -41,3 +47,27 @@ class Command(BaseCommand):
         if response.status != 200:
             raise CommandError(f"InfluxDB refused CREATE DATABASE: {response.status}")
         log.info("influx_database_ready", database=settings.INFLUX_DATABASE)
+
+    def _map_database(self) -> None:
+        try:
+            outcome = ensure_dbrp(
+                settings.INFLUX_URL,
+                settings.INFLUX_TOKEN,
+                settings.INFLUX_ORG,
+                settings.INFLUX_BUCKET,
+                settings.INFLUX_DATABASE,
+                timeout=settings.INFLUX_TIMEOUT,
+                verify_ssl=settings.INFLUX_VERIFY_SSL,
+                tls=settings.INFLUX_TLS,
+            )
+        except WriteError as exc:
+            # Only InfluxQL readers (dashboards) need the mapping: writes work without it, so a
+            # token that may not create one must not keep the whole stack from starting.
+            log.warning("influx_dbrp_not_created", error=str(exc), category=exc.category)
+            return
+        log.info(
+            "influx_dbrp_ready",
+            database=settings.INFLUX_DATABASE,
+            bucket=settings.INFLUX_BUCKET,
+            outcome=outcome,
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ingestor_project.mqtt_broker import MqttBroker
+from ingestor_project.tls import TlsFiles
 from listeners.mqtt.formats import JsonOptions
 from listeners.mqtt.settings import MqttConfig
 from listeners.mqtt.subscriptions import parse_subscriptions
@@ -20,9 +21,7 @@ def mqtt_config(**overrides) -> MqttConfig:
         "protocol": "5",
         "keepalive": 60,
         "session_expiry": 3600,
-        "ca_file": None,
-        "cert_file": None,
-        "key_file": None,
+        "tls": TlsFiles(),
         "max_unacked": 5000,
         "max_payload_bytes": 256 * 1024,
         "retained": "ingest_once",
