@@ -119,6 +119,9 @@ class Recorder:
             event = self.events[j]
             if event["event_type"] == "state_changed" and event["data"]["entity_id"] in wanted:
                 found.append((self._times[j], event["data"]["new_state"]))
+        if found and found[0][0] == self.started_us:
+            # A preloaded past (hasim/preload.py) comes before the start-up states: time order.
+            found.sort(key=lambda item: item[0])
         return found
 
     def _states_before(self, moment: int, wanted: set[str]) -> dict[str, dict[str, Any]]:

@@ -16,6 +16,21 @@ from django.conf import global_settings
 from django.core.exceptions import ImproperlyConfigured
 
 from ingestor_project.component_config import component_config
+from ingestor_project.django_base import (  # noqa: F401 - settings Django reads from here
+    DEFAULT_AUTO_FIELD,
+    INSTALLED_APPS,
+    LANGUAGE_CODE,
+    MIDDLEWARE,
+    ROOT_URLCONF,
+    STATIC_URL,
+    STORAGES,
+    TEMPLATES,
+    TIME_ZONE,
+    USE_TZ,
+    WHITENOISE_USE_FINDERS,
+    WSGI_APPLICATION,
+)
+from ingestor_project.durations import env_duration
 from ingestor_project.env import (
     env_bool,
     env_choice,
@@ -30,6 +45,7 @@ from ingestor_project.env import (
 from ingestor_project.files import private_directory
 from ingestor_project.ha_url import websocket_url
 from ingestor_project.logging import file_handler, logging_config, register_secrets
+from ingestor_project.tls import TlsFiles, env_pem
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / ".data")))
@@ -49,50 +65,6 @@ if SECRET_KEY is None:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
-INSTALLED_APPS = [
-    "django.contrib.admin",
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "django.contrib.staticfiles",
-    "axes",
-    "health_check",
-    "ingestor_project",
-    "listeners",
-    "tasks",
-    # The simulator's command (`manage.py simulate_homeassistant`): the demo and test stand-in.
-    "hasim",
-]
-MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    # Static files (the admin's CSS) from the app itself: styled under gunicorn, in the image.
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "ingestor_project.security.SecureCookiesOverHttps",
-    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
-]
-ROOT_URLCONF = "ingestor_project.urls"
-WSGI_APPLICATION = "ingestor_project.wsgi.application"
-TEMPLATES = [
-    {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
-        "APP_DIRS": True,
-        "OPTIONS": {
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-            ]
-        },
-    }
-]
 try:
     DATABASES = {
         "default": dj_database_url.parse(
@@ -111,19 +83,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": env_float("SQLITE_BUSY_TIMEOUT", 20.0, minimum=0.1),
     }
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
-USE_TZ = True
-STATIC_URL = "static/"
 # collectstatic's target (`make run`, the image's build); whitenoise serves it compressed.
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(DATA_DIR / "static")))
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
-}
-# Also straight from the apps' folders: static files work even where collectstatic never ran.
-WHITENOISE_USE_FINDERS = True
+if STATIC_ROOT.is_relative_to(DATA_DIR):
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns at every start when it is missing
 # The first-run admin (`manage.py ensure_admin`); unset: "admin" with a generated password.
 ADMIN_USERNAME = env_str("DJANGO_SUPERUSER_USERNAME", "admin")
 ADMIN_PASSWORD = env_secret("DJANGO_SUPERUSER_PASSWORD", None)
@@ -202,7 +165,10 @@ LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT, LOG_HANDLER)
 # --- Celery -----------------------------------------------------------------------------------
 # The try-it-out default needs no server: messages are files under DATA_DIR/broker
 # (ingestor_project/embedded_broker.py). Production sets amqp://... (RabbitMQ) or redis://...
-CELERY_BROKER_URL = env_secret("CELERY_BROKER_URL", "embedded://")
+# Platform add-ons hand over their broker as one of the later names: the first set wins.
+_BROKER_URLS = [env_secret("CELERY_BROKER_URL", None), env_secret("CLOUDAMQP_URL", None)]
+_BROKER_URLS += [env_secret("RABBITMQ_URL", None), env_secret("REDIS_URL", None)]
+CELERY_BROKER_URL = next((url for url in _BROKER_URLS if url), "embedded://")
 CELERY_INGEST_QUEUE = env_str("CELERY_INGEST_QUEUE", "ingest")
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=10)
 CELERY_MAINTENANCE_QUEUE = env_str("CELERY_MAINTENANCE_QUEUE", "maintenance")
@@ -240,6 +206,7 @@ HA_EVENT_TYPES = env_list("HA_EVENT_TYPES", ["state_changed"])
 if "*" in HA_EVENT_TYPES:
     HA_EVENT_TYPES = []
 HA_VERIFY_SSL = env_bool("HA_VERIFY_SSL", True)
+HA_TLS = TlsFiles(env_pem("HA_CA_FILE"), env_pem("HA_CERT_FILE"), env_pem("HA_KEY_FILE"))
 # Application-level ping: every N seconds; no pong within the timeout means a dead connection.
 HA_PING_INTERVAL = env_float("HA_PING_INTERVAL", 30.0, minimum=1)
 HA_PING_TIMEOUT = env_float("HA_PING_TIMEOUT", 10.0, minimum=0.5)
@@ -252,6 +219,7 @@ BACKFILL_OVERLAP = env_float("BACKFILL_OVERLAP", 1.0, minimum=0)
 BACKFILL_CHUNK_ENTITIES = env_int("BACKFILL_CHUNK_ENTITIES", 100, minimum=1)
 BACKFILL_WINDOW = env_float("BACKFILL_WINDOW", 3600.0, minimum=1)
 BACKFILL_TIMEOUT = env_float("BACKFILL_TIMEOUT", 60.0, minimum=1)
+HA_IMPORT_HISTORY_ON_FIRST_START = env_duration("HA_IMPORT_HISTORY_ON_FIRST_START")  # e.g. 30d
 SIMULATOR_ENTITIES = env_int("SIMULATOR_ENTITIES", 50, minimum=1)
 SIMULATOR_RATE = env_float("SIMULATOR_RATE", 5.0, minimum=0.01)
 # Token of `manage.py simulate_homeassistant` when --token is not given (default: the simulator's).
@@ -274,9 +242,7 @@ MQTT_CLIENT_ID = env_str("MQTT_CLIENT_ID", "ha-ingestor")
 MQTT_PROTOCOL = env_choice("MQTT_PROTOCOL", ["5", "3.1.1"], "5")
 MQTT_KEEPALIVE = env_int("MQTT_KEEPALIVE", 60, minimum=5, maximum=65535)
 MQTT_SESSION_EXPIRY = env_int("MQTT_SESSION_EXPIRY", 604800, minimum=60, maximum=4294967295)
-MQTT_CA_FILE = env_str("MQTT_CA_FILE", None)
-MQTT_CERT_FILE = env_str("MQTT_CERT_FILE", None)
-MQTT_KEY_FILE = env_str("MQTT_KEY_FILE", None)
+MQTT_TLS = TlsFiles(env_pem("MQTT_CA_FILE"), env_pem("MQTT_CERT_FILE"), env_pem("MQTT_KEY_FILE"))
 MQTT_SUBSCRIPTIONS = env_list(
     "MQTT_SUBSCRIPTIONS",
     [
@@ -295,8 +261,6 @@ MQTT_STATESTREAM_SETTLE = env_float("MQTT_STATESTREAM_SETTLE", 2.0, minimum=0.01
 MQTT_JSON_SEPARATOR = env_str("MQTT_JSON_SEPARATOR", "_")
 MQTT_JSON_STATE_KEY = env_str("MQTT_JSON_STATE_KEY", "state")
 MQTT_JSON_TIME_KEYS = env_list("MQTT_JSON_TIME_KEYS", ["last_seen", "time", "timestamp"])
-if bool(MQTT_CERT_FILE) != bool(MQTT_KEY_FILE):
-    raise ImproperlyConfigured("MQTT_CERT_FILE and MQTT_KEY_FILE must be set together")
 
 # --- Batching ---------------------------------------------------------------------------------
 # One Celery task per batch: Celery publishes a few thousand tasks/s per process, so per-event
@@ -330,6 +294,9 @@ INFLUX_BUCKET = env_str("INFLUX_BUCKET", None)
 INFLUX_TIMEOUT = env_float("INFLUX_TIMEOUT", 10.0, minimum=0.1)
 INFLUX_GZIP = env_bool("INFLUX_GZIP", True)
 INFLUX_VERIFY_SSL = env_bool("INFLUX_VERIFY_SSL", True)
+INFLUX_TLS = TlsFiles(
+    env_pem("INFLUX_CA_FILE"), env_pem("INFLUX_CERT_FILE"), env_pem("INFLUX_KEY_FILE")
+)
 INFLUX_PRECISION = env_choice("INFLUX_PRECISION", ["ns", "us", "ms", "s"], "ns")
 # Distinct values admitted per tag key (tags_attributes, event tags) per worker process; 0: no cap.
 INFLUX_MAX_TAG_VALUES = env_int("INFLUX_MAX_TAG_VALUES", 1000, minimum=0)
@@ -391,7 +358,7 @@ register_secrets(
         INFLUX_TOKEN,
         METRICS_TOKEN,
         MQTT_PASSWORD,
-        urlsplit(CELERY_BROKER_URL).password,
+        *[urlsplit(url).password for url in _BROKER_URLS if url],
         urlsplit(MQTT_URL).password,
         *[entry.partition(":")[2] for entry in (FLOWER_BASIC_AUTH or "").split(",")],
     ]

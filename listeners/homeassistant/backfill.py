@@ -40,9 +40,11 @@ class BackfillPolicy:
 
 
 def history_command(entity_ids: list[str], start_ns: int, end_ns: int) -> dict[str, Any]:
+    """The request for [start, end). HA answers start < last_updated < end: asking from a
+    microsecond earlier makes windows meet exactly, so a state stamped on a boundary is read."""
     return {
         "type": "history/history_during_period",
-        "start_time": ns_to_iso(start_ns),
+        "start_time": ns_to_iso(start_ns - 1000),
         "end_time": ns_to_iso(end_ns),
         "entity_ids": entity_ids,
         # The state at the start is stamped with the start time, not its own: not a change.

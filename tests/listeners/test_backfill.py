@@ -45,10 +45,12 @@ def test_requests_are_windowed_and_chunked_and_ask_for_every_change():
     policy = BackfillPolicy(chunk_entities=2, window_ns=10)
     assert list(policy.windows(0, 25)) == [(0, 10), (10, 20), (20, 25)]
     assert list(policy.chunks(["a", "b", "c"])) == [["a", "b"], ["c"]]
-    command = history_command(["sensor.a"], 0, 10**9)
+    command = history_command(["sensor.a"], 10**9, 2 * 10**9)
     assert command["significant_changes_only"] is False
     assert command["include_start_time_state"] is False
-    assert command["start_time"] == "1970-01-01T00:00:00.000000+00:00"
+    # HA's start is exclusive: a microsecond earlier, so a state on a window boundary is read.
+    assert command["start_time"] == "1970-01-01T00:00:00.999999+00:00"
+    assert command["end_time"] == "1970-01-01T00:00:02.000000+00:00"
 
 
 @pytest.mark.django_db
