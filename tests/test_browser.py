@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from urllib.request import urlopen
 import pytest
 
 from tests.helpers import ROOT, TEST_INFLUX_URL, migrate, service_env, wait_until
+from tests.services import free_port
 
 pytestmark = pytest.mark.services
 
@@ -60,12 +60,6 @@ for i, total in enumerate([0, 300, 900, 1200]):
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, timeout=180)
 
@@ -98,7 +92,7 @@ def site(influx, ingest_queue, postgres_url, processes, tmp_path) -> Iterator[st
     _manage(env, "collectstatic", "--noinput", "-v", "0")
     _manage(env, "createsuperuser", "--noinput")
     _manage(env, "shell", "-c", SEED)
-    port = _free_port()
+    port = free_port()
     processes.web("web", env, port)
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: _answers(f"{url}/health"), 60, "gunicorn to answer /health")

@@ -20,7 +20,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ import pytest
 import yaml
 
 from tests.helpers import ROOT, TEST_BROKER_URL, TEST_INFLUX_URL, InfluxV1, wait_until
+from tests.services import free_port
 
 BUILD_SCRIPT = ROOT / "scripts/build-image.sh"
 IMAGE = "localhost/ha-ingestor:test"
@@ -370,12 +370,6 @@ class ImageProcess:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
         self.log_file.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import socket
 import threading
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
@@ -24,6 +23,7 @@ from listeners.heartbeat import beat
 from listeners.models import ListenerHeartbeat
 from tests.conftest import SIMULATOR_TOKEN
 from tests.helpers import TEST_INFLUX_URL, migrate, service_env, wait_until
+from tests.services import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -335,12 +335,6 @@ def test_a_request_gives_up_on_overrunning_checks_without_cancelling_them():
     checks.release.set()
     snapshot, _age = wait_until(lambda: cache.cached(10), 30, "the refresh to finish")
     assert snapshot.body["run"] == 1
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_gunicorn_sync_workers_refresh_readiness_and_keep_no_connection(

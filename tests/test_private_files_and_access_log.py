@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from urllib.request import urlopen
 import pytest
 
 from tests.helpers import ROOT, service_env, wait_until
+from tests.services import free_port
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -62,12 +62,6 @@ def test_files_under_the_data_directory_are_private_after_a_run(processes, tmp_p
         if mode != ("0o700" if (data / name).is_dir() else "0o600")
     }
     assert wrong == {}, wrong
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_gunicorn_logs_in_the_project_format_with_query_tokens_redacted(processes, tmp_path):
