@@ -43,9 +43,11 @@ def _record(
     batch_id: str | None,
     points: int,
     ordinal: int = 0,
+    scope: str | None = None,
     **fields: Any,
 ) -> FailedWrite:
-    key = dedup_key(batch_id, category, ordinal, fields["payload_format"], fields["payload"])
+    scope = batch_id if scope is None else scope
+    key = dedup_key(scope, category, ordinal, fields["payload_format"], fields["payload"])
     values = {
         "batch_id": (batch_id or "")[:64],
         "category": category,
@@ -133,15 +135,19 @@ def record_raw(
     batch_id: str | None = None,
     ordinal: int = 0,
     category: str = Category.UNPARSEABLE,
+    per_message: bool = False,
 ) -> FailedWrite:
-    """A source message that could not be parsed (or carried): kept so an operator can see it;
-    ``ordinal`` tells apart identical messages of one batch."""
+    """A source message that could not be parsed (or carried): kept so an operator can see it.
+    ``per_message``: the message is known by its source, context and content rather than by
+    its batch, so a broker's redelivery of it in another batch finds the dead letter it has;
+    else ``ordinal`` tells apart identical messages of one batch."""
     return _record(
         category=category,
         error=error,
         batch_id=batch_id,
         points=0,
         ordinal=ordinal,
+        scope=f"message\0{source}\0{context}" if per_message else None,
         source=source,
         payload_format=PayloadFormat.RAW,
         payload=_storable(payload[:1_000_000]),

@@ -18,8 +18,10 @@ from listeners.models import SourceCursor
 log = structlog.get_logger(__name__)
 
 SAVE_INTERVAL = 1.0
-# The mark never passes the present by more than this: an event stamped years ahead (a bad
-# clock, a hostile source) would otherwise make every later backfill cover a negative period.
+# An event stamped further ahead of our clock than this is logged as a clock problem. The mark
+# itself never passes our clock: a mark ahead of the present makes the next backfill start after
+# the gap it should fill (a 2200 stamp would blind every later one). HA's clock running ahead of
+# ours only makes a backfill re-read that much, which idempotent points absorb.
 CLOCK_SKEW_NS = 5 * 60 * 10**9
 
 
@@ -35,11 +37,11 @@ class HighWaterMark:
     def load(self) -> int | None:
         row = SourceCursor.objects.filter(name=self.name).first()
         self.saved = self.confirmed = row.position_ns if row else None
-        ceiling = self.now_ns() + CLOCK_SKEW_NS
-        if self.confirmed is not None and self.confirmed > ceiling:
+        now = self.now_ns()
+        if self.confirmed is not None and self.confirmed > now:
             # Saved by a version without the clamp, from a future-stamped event: start from now.
             log.warning("cursor_in_the_future", source=self.name, category="clock")
-            self.confirmed = ceiling
+            self.confirmed = now
         return self.confirmed
 
     def hold(self, backfill_id: int, start_ns: int) -> None:
@@ -58,7 +60,10 @@ class HighWaterMark:
 
     def confirm(self, newest_ns: int) -> None:
         """Called from the publisher thread once a batch is in the broker."""
-        newest_ns = min(newest_ns, self.now_ns() + CLOCK_SKEW_NS)
+        now = self.now_ns()
+        if newest_ns > now + CLOCK_SKEW_NS:
+            log.warning("event_from_the_future", source=self.name, category="clock", ns=newest_ns)
+        newest_ns = min(newest_ns, now)
         with self.lock:
             if self.confirmed is None or newest_ns > self.confirmed:
                 self.confirmed = newest_ns

@@ -52,6 +52,11 @@ class GapFill:
             return  # the first run ever: nothing was missed
         policy = self.policy
         start_ns = max(start_ns - policy.overlap_ns, until_ns - policy.max_lookback_ns)
+        if start_ns >= until_ns:
+            # The mark is ahead of our clock (it jumped back, or a mark saved before the clamp).
+            log.warning(
+                "ha_backfill_period_negative", category="clock", seconds=(until_ns - start_ns) / 1e9
+            )
         self.backfills += 1
         backfill_id = self.backfills
         with self.release_lock:

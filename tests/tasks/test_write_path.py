@@ -138,11 +138,26 @@ def test_a_nul_byte_in_a_poison_payload_is_kept_visible_and_good_events_written(
 def test_a_batch_retried_three_times_keeps_its_three_poison_records_once(influx, writer):
     from events.contract import unparseable_event
 
-    markers = [unparseable_event("mqtt", "garbage", "not JSON", "a/topic") for _ in range(3)]
+    markers = [unparseable_event("mqtt", f"garbage {n}", "not JSON", "a/topic") for n in range(3)]
     for _ in range(4):  # the first delivery and three retries of one batch
         ingest.write_batch([sensor(1), *markers, sensor(2)], batch_id="retried", writer=writer)
     assert FailedWrite.objects.filter(batch_id="retried").count() == 3
     assert influx.count() == 2
+
+
+def test_a_poison_message_redelivered_in_another_batch_is_kept_once(influx, writer):
+    """MQTT: a broker that lost our PUBACK (a restart) delivers the message again, to a new
+    batch; it is the same dead letter, not a second one."""
+    from events.contract import unparseable_event
+
+    poison = unparseable_event("mqtt", "not json {", "not JSON", "home/z/dev1")
+    other_topic = unparseable_event("mqtt", "not json {", "not JSON", "home/z/dev2")
+    ingest.write_batch([sensor(1), poison], batch_id="first", writer=writer)
+    ingest.write_batch([poison, other_topic, sensor(2)], batch_id="second", writer=writer)
+    assert sorted(FailedWrite.objects.values_list("entity_ids", flat=True)) == [
+        "home/z/dev1",
+        "home/z/dev2",
+    ]
 
 
 def test_an_event_from_the_year_9999_is_a_clock_dead_letter_and_the_rest_is_written(influx, writer):
