@@ -12,6 +12,7 @@ from typing import Any
 
 from hasim.codec import IsoStamps, Ulids, dumps, now_us, quote
 from hasim.entities import Entity, make_entities
+from hasim.poison import KINDS, PoisonMaker
 
 # (event type, event dict or None when nothing is recorded, event JSON)
 Generated = tuple[str, dict[str, Any] | None, str]
@@ -24,8 +25,21 @@ class EventSource:
     split into time slices: the same seed gives the same sequence of changes.
     """
 
-    def __init__(self, entities: int, seed: int, other_events_ratio: float, record: bool) -> None:
+    def __init__(
+        self,
+        entities: int,
+        seed: int,
+        other_events_ratio: float,
+        record: bool,
+        poison_ratio: float = 0.0,
+        poison_kinds: tuple[str, ...] = KINDS,
+    ) -> None:
         self.other_events_ratio = other_events_ratio
+        # Poison records come from random streams of their own: with the ratio at 0 the
+        # sequence of ordinary events is exactly what it was without them.
+        self.poison_ratio = poison_ratio
+        self._poison_rng = random.Random(f"{seed}:poison-pick")
+        self._poison = PoisonMaker(seed, poison_kinds)
         # Building the event dicts (and the garbage collector tracking them) is half the cost
         # of an event, so it is skipped when nothing is recorded.
         self.record = record
@@ -84,6 +98,11 @@ class EventSource:
         return stamps
 
     def next_event(self, us: int) -> Generated:
+        if self.poison_ratio and self._poison_rng.random() < self.poison_ratio:
+            cid = self._ulid(us)
+            context_json = f'{{"id":"{cid}","parent_id":null,"user_id":null}}'
+            record, text = self._poison.make(self._stamp(us), us, context_json)
+            return "state_changed", record, text
         if self.other_events_ratio and self._kind_rng.random() < self.other_events_ratio:
             event = self._other_event(us)
             return event["event_type"], event, dumps(event)

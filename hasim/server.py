@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from hasim.connection import Connection, abort_if_open, half_close
 from hasim.history import Recorder
 from hasim.load import EventSource
+from hasim.poison import KINDS as POISON_KINDS
 from hasim.protocol import Commands, authenticate
 
 log = structlog.get_logger(__name__)
@@ -29,6 +31,7 @@ DEFAULT_TOKEN = "simulator-token"  # noqa: S105 - a well-known default for local
 # The generator wakes this often and emits what the rate says is due by now. Sleeping per
 # event cannot pace tens of thousands of events a second; 10 ms slices can, within ~1 %.
 TICK_SECONDS = 0.01
+MAX_TICK_SECONDS = 1.0
 # After a stall (GC, a busy CPU) the owed events are caught up at most this many seconds'
 # worth per slice, so one burst never blocks the loop for long.
 MAX_CATCH_UP_SECONDS = 0.25
@@ -48,6 +51,7 @@ class HomeAssistantSimulator:
     ``events`` bounds the run; ``max_recorded`` bounds how many generated events are kept in
     ``generated`` (None = all, 0 = none: only counters), which also bounds what history can
     answer, like HA's recorder purge. Delivery flags cost one byte per event and are always kept.
+    ``poison_ratio`` of the events are poison records (hasim/poison.py; 0 = none).
     """
 
     def __init__(
@@ -69,8 +73,12 @@ class HomeAssistantSimulator:
         max_pending: int | None = None,
         max_outbox: int | None = None,
         ha_version: str = HA_VERSION,
+        poison_ratio: float = 0.0,
+        poison_kinds: tuple[str, ...] = POISON_KINDS,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host, self.port, self.token = host, port, token
+        self.ssl_context = ssl_context  # a server context: wss:// (tests of the listener's TLS)
         self.rate, self.events = float(rate), events
         self.seed = seed
         self.wait_for_subscriber = wait_for_subscriber
@@ -85,7 +93,14 @@ class HomeAssistantSimulator:
         # and taking CPU from the pipeline under test. None = generate at `rate` regardless.
         self.max_outbox = max_outbox
         self.ha_version = ha_version
-        self.source = EventSource(entities, seed, other_events_ratio, record=max_recorded != 0)
+        self.source = EventSource(
+            entities,
+            seed,
+            other_events_ratio,
+            record=max_recorded != 0,
+            poison_ratio=poison_ratio,
+            poison_kinds=poison_kinds,
+        )
         self.entities = self.source.entities
         self.recorder = Recorder(max_recorded, self.source.started_us, self.source.initial)
         self.commands = Commands(self.entities, self.recorder, self._notify)
@@ -124,7 +139,8 @@ class HomeAssistantSimulator:
     # --- lifecycle -------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"ws://{self.host}:{self.port}/api/websocket"
+        scheme = "wss" if self.ssl_context else "ws"
+        return f"{scheme}://{self.host}:{self.port}/api/websocket"
 
     async def start(self) -> None:
         self._server = await serve(
@@ -136,6 +152,7 @@ class HomeAssistantSimulator:
             ping_interval=PING_INTERVAL,
             ping_timeout=PING_INTERVAL / 2,
             close_timeout=2,
+            ssl=self.ssl_context,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         if self.rate > 0 and not self.generation_finished:
@@ -301,8 +318,10 @@ class HomeAssistantSimulator:
         started, emitted = loop.time(), 0
         self.source.restart_slices()
         burst = max(1, int(self.rate * MAX_CATCH_UP_SECONDS))
+        # A slice per event when events are rarer than slices: a quiet demo wakes no one 100 x/s.
+        tick = min(max(TICK_SECONDS, 1.0 / self.rate), MAX_TICK_SECONDS)
         while not self.generation_finished:
-            await asyncio.sleep(TICK_SECONDS)
+            await asyncio.sleep(tick)
             due = min(int((loop.time() - started) * self.rate) - emitted, burst)
             if self.max_outbox is not None and self._backlogged():
                 # Skipped slices are not owed: the rate resumes from now, without a burst.
@@ -313,6 +332,13 @@ class HomeAssistantSimulator:
             if due > 0:
                 self.emit(due)
                 emitted += due
+
+    def finish_generation(self) -> int:
+        """Stop generating now (the chaos run's end); returns how many events were generated."""
+        self.events = self.generated_count
+        self.generation_finished = True
+        self._notify()
+        return self.events
 
     def _backlogged(self) -> bool:
         limit = self.max_outbox or 0

@@ -43,9 +43,10 @@ class PrivateService:
 
 
 class PrivateInfluxDB(PrivateService):
-    def __init__(self, data: Path) -> None:
-        self.data, self.port = data, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+    def __init__(self, data: Path, tls: tuple[Path, Path] | None = None) -> None:
+        """tls: (certificate, key) PEM files, served over https (tests/test_tls.py)."""
+        self.data, self.port, self.tls = data, free_port(), tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         for sub in ("meta", "data", "wal"):
             (data / sub).mkdir(parents=True, exist_ok=True)
         (data / "influxdb.conf").write_text(
@@ -55,6 +56,11 @@ class PrivateInfluxDB(PrivateService):
             f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
             "[monitor]\n  store-enabled = false\n"
         )
+        if tls:  # into the [http] section, which [monitor] follows
+            conf, cert, key = data / "influxdb.conf", *tls
+            https = f'  https-enabled = true\n  https-certificate = "{cert}"\n'
+            https += f'  https-private-key = "{key}"\n[monitor]'
+            conf.write_text(conf.read_text().replace("[monitor]", https))
 
     def start(self) -> None:
         binary = shutil.which("influxd")
@@ -66,7 +72,9 @@ class PrivateInfluxDB(PrivateService):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_until(lambda: influx_reachable(self.url), 60, f"private InfluxDB on {self.port}")
+        # Over https the test's CA is needed to ask /ping: the open port is enough here.
+        ready = (lambda: port_open(self.port)) if self.tls else (lambda: influx_reachable(self.url))
+        wait_until(ready, 60, f"private InfluxDB on {self.port}")
 
 
 class PrivateRabbitMQ(PrivateService):
@@ -167,3 +175,88 @@ class PrivateRabbitMQ(PrivateService):
     def resume(self) -> None:
         for pid in self._node_pids():
             os.kill(pid, signal.SIGCONT)
+
+
+class PrivateMosquitto(PrivateService):
+    """A Mosquitto of its own (port, persistent data directory), stopped by pid."""
+
+    def __init__(self, extra: str = "") -> None:
+        """extra: more configuration for its listener (tests/test_tls.py: TLS files)."""
+        self.port = free_port()
+        # Mosquitto started as root drops to the mosquitto user, which cannot enter pytest's
+        # private (0700) tmp directories: the data directory lives in /tmp, owned by that user.
+        self.data = Path(tempfile.mkdtemp(prefix="ingestor-test-mosquitto-"))
+        self.data.chmod(0o755)
+        shutil.chown(self.data, "mosquitto", "mosquitto")
+        # An offline session holds at most max_queued_messages (in-flight ones included); the
+        # default 1000 is less than publishers send while a listener restarts.
+        (self.data / "mosquitto.conf").write_text(
+            f"listener {self.port} 127.0.0.1\npersistence true\n"
+            f"persistence_location {self.data}/\nallow_anonymous true\n"
+            "max_queued_messages 100000\n" + extra
+        )
+
+    def start(self) -> None:
+        log = open(self.data / "mosquitto.log", "ab")  # noqa: SIM115 - lives with the process
+        self.process = subprocess.Popen(
+            ["mosquitto", "-c", str(self.data / "mosquitto.conf")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(lambda: port_open(self.port), 15, f"private Mosquitto on {self.port}")
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+PG_BIN = Path("/usr/lib/postgresql")
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of its own from the installed server's initdb and pg_ctl, run as
+    the postgres user (they refuse root) on a directory that user owns; trust on loopback."""
+
+    def __init__(self) -> None:
+        versions = sorted(PG_BIN.glob("*/bin/pg_ctl"))
+        assert versions, "PostgreSQL's server binaries are not installed"
+        self.bin = versions[-1].parent
+        self.data = Path(tempfile.mkdtemp(prefix="ingestor-test-postgres-"))
+        self.data.chmod(0o755)
+        shutil.chown(self.data, "postgres", "postgres")
+        self.port = free_port()
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+        self._as_postgres(
+            "initdb", "-D", str(self.data / "db"), "-A", "trust", "-U", "postgres", "--no-sync"
+        )
+
+    def _as_postgres(self, tool: str, *args: str, timeout: float = 120) -> None:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", str(self.bin / tool), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} -c fsync=off"
+        log = str(self.data / "postgres.log")
+        self._as_postgres(
+            "pg_ctl", "-D", str(self.data / "db"), "-l", log, "-o", options, "-w", "start"
+        )
+        wait_until(lambda: port_open(self.port), 30, f"private PostgreSQL on {self.port}")
+
+    def stop(self, mode: str = "fast") -> None:
+        """fast: sessions are cut, as a crash or a failover cuts them; immediate: no checkpoint."""
+        self._as_postgres("pg_ctl", "-D", str(self.data / "db"), "-m", mode, "-w", "stop")
+
+    def running(self) -> bool:
+        return (self.data / "db" / "postmaster.pid").exists()
+
+    def remove(self) -> None:
+        if self.running():
+            with contextlib.suppress(subprocess.SubprocessError):
+                self.stop("immediate")
+        shutil.rmtree(self.data, ignore_errors=True)
