@@ -6,6 +6,7 @@ deployment stops at start-up with a message an operator can act on instead of fa
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,21 +29,22 @@ def _missing(name: str, expected: str) -> ImproperlyConfigured:
     return ImproperlyConfigured(f"{name} is required: expected {expected}")
 
 
+def _default(name: str, default: object, expected: str) -> object:
+    """What an unset variable reads as: its default, or an error when it has none."""
+    if default is _UNSET:
+        raise _missing(name, expected)
+    return default
+
+
 def env_str(name: str, default: object = _UNSET, *, environ: Mapping[str, str] | None = None):
     value = _raw(name, environ)
-    if value is not None:
-        return value
-    if default is _UNSET:
-        raise _missing(name, "a non-empty string")
-    return default
+    return _default(name, default, "a non-empty string") if value is None else value
 
 
 def env_bool(name: str, default: object = _UNSET, *, environ: Mapping[str, str] | None = None):
     value = _raw(name, environ)
     if value is None:
-        if default is _UNSET:
-            raise _missing(name, "true or false")
-        return default
+        return _default(name, default, "true or false")
     lowered = value.lower()
     if lowered in _TRUE:
         return True
@@ -59,17 +61,7 @@ def env_int(
     maximum: int | None = None,
     environ: Mapping[str, str] | None = None,
 ):
-    value = _raw(name, environ)
-    if value is None:
-        if default is _UNSET:
-            raise _missing(name, "an integer")
-        return default
-    try:
-        number = int(value, 10)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
-    _check_range(name, number, minimum, maximum)
-    return number
+    return _number(name, default, environ, int, "an integer", (minimum, maximum))
 
 
 def env_float(
@@ -80,18 +72,28 @@ def env_float(
     maximum: float | None = None,
     environ: Mapping[str, str] | None = None,
 ):
+    """A finite number: NaN and infinities are refused."""
+    return _number(name, default, environ, float, "a number", (minimum, maximum))
+
+
+def _number(
+    name: str,
+    default: object,
+    environ: Mapping[str, str] | None,
+    convert: type[int] | type[float],
+    expected: str,
+    bounds: tuple[float | None, float | None],
+) -> object:
     value = _raw(name, environ)
     if value is None:
-        if default is _UNSET:
-            raise _missing(name, "a number")
-        return default
+        return _default(name, default, expected)
     try:
-        number = float(value)
+        number = convert(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not a number") from None
-    if number != number or number in (float("inf"), float("-inf")):
+        raise ImproperlyConfigured(f"{name}={value!r} is not {expected}") from None
+    if isinstance(number, float) and not math.isfinite(number):
         raise ImproperlyConfigured(f"{name}={value!r} is not a finite number")
-    _check_range(name, number, minimum, maximum)
+    _check_range(name, number, *bounds)
     return number
 
 
@@ -124,9 +126,7 @@ def env_choice(
 ):
     value = _raw(name, environ)
     if value is None:
-        if default is _UNSET:
-            raise _missing(name, "one of " + ", ".join(choices))
-        return default
+        return _default(name, default, "one of " + ", ".join(choices))
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} is not one of: " + ", ".join(choices))
     return value
@@ -152,9 +152,7 @@ def env_secret(name: str, default: object = _UNSET, *, environ: Mapping[str, str
             raise ImproperlyConfigured(f"{name}_FILE={path!r} is empty")
     if value is not None:
         return value
-    if default is _UNSET:
-        raise _missing(name, f"a secret in {name} or a file path in {name}_FILE")
-    return default
+    return _default(name, default, f"a secret in {name} or a file path in {name}_FILE")
 
 
 def env_json(name: str, default: object = _UNSET, *, environ: Mapping[str, str] | None = None):
@@ -163,9 +161,7 @@ def env_json(name: str, default: object = _UNSET, *, environ: Mapping[str, str] 
 
     value = _raw(name, environ)
     if value is None:
-        if default is _UNSET:
-            raise _missing(name, "a JSON document")
-        return default
+        return _default(name, default, "a JSON document")
     try:
         return json.loads(value)
     except ValueError as exc:

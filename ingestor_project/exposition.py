@@ -37,41 +37,45 @@ def _safely(producer):
         return
 
 
+def _gauge(name: str, documentation: str, label: str, values: dict[str, float]):
+    """One gauge family with a sample per label value."""
+    family = GaugeMetricFamily(name, documentation, labels=[label])
+    for key, value in values.items():
+        family.add_metric([key], value)
+    return family
+
+
 def _dead_letter_gauge():
     from django.db.models import Count
 
     from tasks.models import Category, FailedWrite, Status
 
-    family = GaugeMetricFamily(
-        "ha_ingestor_dead_letters_pending",
-        "Dead letters waiting for replay or discard.",
-        labels=["category"],
-    )
     counts = dict(
         FailedWrite.objects.filter(status=Status.PENDING)
         .values_list("category")
         .annotate(n=Count("id"))
         .values_list("category", "n")
     )
-    for category in Category.values:
-        family.add_metric([category], counts.get(category, 0))
-    yield family
+    yield _gauge(
+        "ha_ingestor_dead_letters_pending",
+        "Dead letters waiting for replay or discard.",
+        "category",
+        {category: counts.get(category, 0) for category in Category.values},
+    )
 
 
 def _breaker_gauge():
     from tasks.breaker import STATE_VALUES
     from tasks.models import BreakerState
 
-    family = GaugeMetricFamily(
-        "ha_ingestor_breaker_state",
-        "Circuit breaker: 0 closed, 1 half-open, 2 open.",
-        labels=["name"],
-    )
     states = dict(BreakerState.objects.values_list("name", "state"))
     states.setdefault("influxdb", "closed")
-    for name, state in states.items():
-        family.add_metric([name], STATE_VALUES.get(state, 0))
-    yield family
+    yield _gauge(
+        "ha_ingestor_breaker_state",
+        "Circuit breaker: 0 closed, 1 half-open, 2 open.",
+        "name",
+        {name: STATE_VALUES.get(state, 0) for name, state in states.items()},
+    )
 
 
 def _heartbeat_gauge():
@@ -79,15 +83,14 @@ def _heartbeat_gauge():
 
     from listeners.models import ListenerHeartbeat
 
-    family = GaugeMetricFamily(
+    now = timezone.now()
+    beats = ListenerHeartbeat.objects.values_list("name", "last_seen")
+    yield _gauge(
         "ha_ingestor_listener_heartbeat_age_seconds",
         "Seconds since each listener last reported.",
-        labels=["listener"],
+        "listener",
+        {name: (now - seen).total_seconds() for name, seen in beats},
     )
-    now = timezone.now()
-    for name, seen in ListenerHeartbeat.objects.values_list("name", "last_seen"):
-        family.add_metric([name], (now - seen).total_seconds())
-    yield family
 
 
 _queue_cache: dict[str, Any] = {"at": 0.0, "depths": {}}
@@ -102,12 +105,12 @@ def _queue_depth_gauge():
             [settings.CELERY_INGEST_QUEUE, settings.CELERY_MAINTENANCE_QUEUE],
         )
         _queue_cache["at"] = time.monotonic()
-    family = GaugeMetricFamily(
-        "ha_ingestor_queue_depth_messages", "Messages waiting in the broker.", labels=["queue"]
+    yield _gauge(
+        "ha_ingestor_queue_depth_messages",
+        "Messages waiting in the broker.",
+        "queue",
+        _queue_cache["depths"],
     )
-    for queue, depth in _queue_cache["depths"].items():
-        family.add_metric([queue], depth)
-    yield family
 
 
 def queue_depths(broker_url: str, queues: list[str]) -> dict[str, int]:

@@ -24,8 +24,21 @@ log = structlog.get_logger(__name__)
 LISTED_ENTITIES = 3
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows a worker writes: an admin looks and acts through actions, never edits."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(FailedWrite)
-class FailedWriteAdmin(admin.ModelAdmin):
+class FailedWriteAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "category",
@@ -47,15 +60,6 @@ class FailedWriteAdmin(admin.ModelAdmin):
         "payload_view",
     ]
     exclude = ("payload",)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_replay_permission(self, request) -> bool:
         # Replaying and discarding change a dead letter's status: the model's change permission.
@@ -139,19 +143,10 @@ def human_ns(ns: int) -> str:
 
 
 @admin.register(BreakerState)
-class BreakerStateAdmin(admin.ModelAdmin):
+class BreakerStateAdmin(ReadOnlyAdmin):
     list_display = ("name", "state", "failures", "opened_at", "probe_until", "updated_at")
     readonly_fields = ("name", "state", "failures", "opened_at", "probe_until", "updated_at")
     actions = ("reset",)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_reset_permission(self, request) -> bool:
         return request.user.has_perm("tasks.change_breakerstate")

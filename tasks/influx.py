@@ -7,8 +7,10 @@ written or its task fails and Celery decides what happens next.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
+from collections.abc import Iterator
 from typing import Protocol
 from urllib.parse import urlencode
 
@@ -135,6 +137,9 @@ class V2Writer:
         self.client.api_client.configuration.retries = False
         self.api = self.client.write_api(write_options=SYNCHRONOUS)
         self.org, self.bucket = org, bucket
+        # For ensure_dbrp, which speaks to the HTTP API itself.
+        self.url, self.token = url.rstrip("/"), token
+        self.pool_options = (timeout, verify_ssl, tls)
         self.precision = {
             "s": WritePrecision.S,
             "ms": WritePrecision.MS,
@@ -142,14 +147,11 @@ class V2Writer:
             "ns": WritePrecision.NS,
         }[precision]
 
-    def write(self, lines: list[str]) -> None:
+    @contextlib.contextmanager
+    def classified(self) -> Iterator[None]:
+        """influxdb-client's failures, raised as classified WriteErrors."""
         try:
-            self.api.write(
-                bucket=self.bucket,
-                org=self.org,
-                record="\n".join(lines),
-                write_precision=self.precision,
-            )
+            yield
         except self.api_exception as exc:
             retry_after = (exc.headers or {}).get("Retry-After")
             body = str(exc.body or exc.reason)
@@ -157,16 +159,49 @@ class V2Writer:
         except urllib3.exceptions.HTTPError as exc:
             raise unreachable(exc) from None
 
+    def write(self, lines: list[str]) -> None:
+        with self.classified():
+            self.api.write(
+                bucket=self.bucket,
+                org=self.org,
+                record="\n".join(lines),
+                write_precision=self.precision,
+            )
+
     def check(self) -> None:
-        try:
+        with self.classified():
             bucket = self.client.buckets_api().find_bucket_by_name(self.bucket)
-        except self.api_exception as exc:
-            body = str(exc.body or exc.reason)
-            raise tls_failure(exc) or error_for_status(exc.status or 0, body) from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise unreachable(exc) from None
         if bucket is None:
             raise AuthWriteError(f"bucket {self.bucket!r} does not exist", status=404)
+
+    def ensure_dbrp(self, database: str, retention_policy: str = "autogen") -> str:
+        """Map InfluxQL's database/retention policy to the bucket (InfluxDB 2's DBRP mapping), so
+        InfluxQL clients such as Grafana can query it. Returns "exists" or "created"; raises a
+        classified WriteError otherwise."""
+        http = pool(self.url, *self.pool_options)
+        headers = {"Authorization": f"Token {self.token}"}
+        query = urlencode({"name": self.bucket, "org": self.org})
+        try:
+            found = _v2_json(http, "GET", f"{self.url}/api/v2/buckets?{query}", None, headers)
+            if not found.get("buckets"):
+                raise AuthWriteError(f"bucket {self.bucket!r} does not exist", status=404)
+            bucket_id = found["buckets"][0]["id"]
+            query = urlencode({"org": self.org, "db": database, "rp": retention_policy})
+            mappings = _v2_json(http, "GET", f"{self.url}/api/v2/dbrps?{query}", None, headers)
+            # A virtual mapping (2.2+: bucket name = database) already answers InfluxQL.
+            if any(m.get("bucketID") == bucket_id for m in mappings.get("content") or []):
+                return "exists"
+            body = {
+                "org": self.org,
+                "bucketID": bucket_id,
+                "database": database,
+                "retention_policy": retention_policy,
+                "default": True,
+            }
+            _v2_json(http, "POST", f"{self.url}/api/v2/dbrps", json.dumps(body).encode(), headers)
+            return "created"
+        finally:
+            http.clear()
 
     def ping(self) -> bool:
         try:
@@ -177,55 +212,6 @@ class V2Writer:
     def close(self) -> None:
         self.api.close()
         self.client.close()
-
-
-def ensure_dbrp(
-    url: str,
-    token: str,
-    org: str,
-    bucket: str,
-    database: str,
-    *,
-    retention_policy: str = "autogen",
-    timeout: float = 10.0,
-    verify_ssl: bool = True,
-    tls: TlsFiles | None = None,
-) -> str:
-    """Map InfluxQL's database/retention policy to the bucket (InfluxDB 2's DBRP mapping), so
-    InfluxQL clients such as Grafana can query it. Returns "exists" or "created"; raises a
-    classified WriteError otherwise."""
-    http = pool(url, timeout, verify_ssl, tls)
-    base, headers = url.rstrip("/"), {"Authorization": f"Token {token}"}
-    try:
-        found = (
-            _v2_json(
-                http,
-                "GET",
-                f"{base}/api/v2/buckets?" + urlencode({"name": bucket, "org": org}),
-                None,
-                headers,
-            ).get("buckets")
-            or []
-        )
-        if not found:
-            raise AuthWriteError(f"bucket {bucket!r} does not exist", status=404)
-        bucket_id = found[0]["id"]
-        query = urlencode({"org": org, "db": database, "rp": retention_policy})
-        mappings = _v2_json(http, "GET", f"{base}/api/v2/dbrps?{query}", None, headers)
-        # A virtual mapping (2.2+: bucket name = database) already answers InfluxQL.
-        if any(m.get("bucketID") == bucket_id for m in mappings.get("content") or []):
-            return "exists"
-        body = {
-            "org": org,
-            "bucketID": bucket_id,
-            "database": database,
-            "retention_policy": retention_policy,
-            "default": True,
-        }
-        _v2_json(http, "POST", f"{base}/api/v2/dbrps", json.dumps(body).encode(), headers)
-        return "created"
-    finally:
-        http.clear()
 
 
 def _v2_json(http, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> dict:

@@ -7,7 +7,6 @@ The loop lives here in small steps (``authenticate``, ``subscribe``, ``handle_fr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import ssl
@@ -17,7 +16,7 @@ from typing import Any
 
 import orjson
 import structlog
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from events.contract import SOURCE_HOMEASSISTANT, unparseable_event
@@ -31,17 +30,21 @@ from listeners.homeassistant.errors import CONNECTION_ERRORS, AuthFailed, Protoc
 from listeners.homeassistant.frames import decode_leniently, head, text_of
 from listeners.homeassistant.gapfill import GapFill
 from listeners.homeassistant.normalise import NormaliseError, normalise_event
+from listeners.homeassistant.websocket import (
+    StopFlag,
+    authenticate,
+    open_websocket,
+    receive_json,
+)
 from listeners.instrumentation import ListenerMetrics
 
 log = structlog.get_logger(__name__)
 
-# HA answers the handshake at once; waiting longer than this means it is not really there.
-HANDSHAKE_TIMEOUT = 10.0
 # get_states and coalesced event arrays of a big home can be several MB.
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 
-class HomeAssistantListener:
+class HomeAssistantListener(StopFlag):
     # A refused token will not fix itself within seconds; retry slowly so logs stay readable
     # and HA's login-attempt ban (ip_ban) is not triggered by a hot loop.
     AUTH_RETRY_MIN = 30.0
@@ -62,13 +65,13 @@ class HomeAssistantListener:
         ping_interval: float = 30.0,
         ping_timeout: float = 10.0,
     ) -> None:
+        super().__init__()
         self.url, self.token, self.batcher = url, token, batcher
         self.event_types = list(event_types)
         self.backoff = backoff or Backoff(initial=0.5, maximum=60.0)
         self.ssl_context = ssl_context
         self.entity_filter = entity_filter if entity_filter and not entity_filter.empty else None
         self.metrics = metrics or ListenerMetrics(SOURCE_HOMEASSISTANT)
-        self.stop_event = asyncio.Event()
         self.next_id = 1
         self.subscriptions: dict[int, str | None] = {}
         self.connected = False
@@ -86,14 +89,6 @@ class HomeAssistantListener:
         self.waiting: dict[int, asyncio.Future] = {}
 
     # --- lifecycle -----------------------------------------------------------------------
-    def request_stop(self) -> None:
-        """Safe to call from a signal handler: it only sets a flag the loop checks."""
-        self.stop_event.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self.stop_event.is_set()
-
     async def run(self) -> None:
         ticker = asyncio.create_task(self._tick_forever())
         try:
@@ -141,10 +136,6 @@ class HomeAssistantListener:
             self.connected = False
             self.metrics.connected(False)
 
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop_event.wait(), timeout=seconds)
-
     async def _tick_forever(self) -> None:
         # Seals a partly filled batch once it is a flush interval old, even when HA is quiet.
         period = min(0.25, self.batcher.interval / 2)
@@ -158,15 +149,7 @@ class HomeAssistantListener:
 
     # --- one connection ------------------------------------------------------------------
     async def session(self) -> None:
-        async with connect(
-            self.url,
-            ssl=self.ssl_context,
-            open_timeout=HANDSHAKE_TIMEOUT,
-            max_size=MAX_FRAME_BYTES,
-            ping_interval=20,
-            ping_timeout=20,
-            close_timeout=2,
-        ) as ws:
+        async with open_websocket(self.url, self.ssl_context, MAX_FRAME_BYTES) as ws:
             await self.authenticate(ws)
             await self.negotiate(ws)
             await self.subscribe(ws)
@@ -263,26 +246,8 @@ class HomeAssistantListener:
         self.next_id += 1
         return payload
 
-    async def _receive_json(self, ws: ClientConnection) -> Any:
-        raw = await asyncio.wait_for(ws.recv(), timeout=HANDSHAKE_TIMEOUT)
-        try:
-            return orjson.loads(raw)
-        except ValueError:
-            # Not JSON, or nested deeper than a decoder takes (orjson stops at 1024 levels).
-            raise ProtocolFailed("Home Assistant sent a frame that is not JSON") from None
-
     async def authenticate(self, ws: ClientConnection) -> None:
-        first = await self._receive_json(ws)
-        if not isinstance(first, dict) or first.get("type") != "auth_required":
-            raise ProtocolFailed(f"expected auth_required, got {str(first)[:100]}")
-        await ws.send(json.dumps({"type": "auth", "access_token": self.token}))
-        answer = await self._receive_json(ws)
-        kind = answer.get("type") if isinstance(answer, dict) else None
-        if kind == "auth_invalid":
-            raise AuthFailed(str(answer.get("message") or "access token refused"))
-        if kind != "auth_ok":
-            raise ProtocolFailed(f"expected auth_ok, got {kind!r}")
-        self.ha_version = answer.get("ha_version")
+        self.ha_version = await authenticate(ws, self.token)
         # Ids only have to increase within one connection.
         self.next_id = 1
         self.subscriptions = {}
@@ -292,7 +257,7 @@ class HomeAssistantListener:
         await ws.send(json.dumps(command))
         # Events of earlier subscriptions may arrive before our result: handle them as usual.
         while True:
-            message = await self._receive_json(ws)
+            message = await receive_json(ws)
             for item in message if isinstance(message, list) else [message]:
                 if (
                     isinstance(item, dict)

@@ -8,7 +8,6 @@ the broker, so the live listener's batches are never queued behind a whole month
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import ssl
@@ -16,9 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 import structlog
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from events.contract import SOURCE_HOMEASSISTANT, unparseable_event
 from events.times import ns_to_iso
@@ -29,10 +27,10 @@ from listeners.homeassistant.backfill import BackfillPolicy, history_command, hi
 from listeners.homeassistant.errors import CONNECTION_ERRORS, AuthFailed, ProtocolFailed
 from listeners.homeassistant.frames import text_of
 from listeners.homeassistant.import_progress import ImportProgress
+from listeners.homeassistant.websocket import StopFlag, authenticate, open_websocket, receive_json
 
 log = structlog.get_logger(__name__)
 
-HANDSHAKE_TIMEOUT = 10.0
 # A month of a busy entity in one window answer can be tens of MB.
 MAX_FRAME_BYTES = 256 * 1024 * 1024
 # Connection failures in a row before the import gives up (a re-run resumes where it stopped).
@@ -71,31 +69,11 @@ class HistorySession:
         self.ws, self.timeout = ws, timeout
         self.next_id = 1
 
-    async def receive(self, timeout: float) -> Any:
-        raw = await asyncio.wait_for(self.ws.recv(decode=False), timeout)
-        try:
-            return orjson.loads(raw)
-        except ValueError:
-            raise ProtocolFailed("Home Assistant sent a frame that is not JSON") from None
-
-    async def authenticate(self, token: str) -> str | None:
-        first = await self.receive(HANDSHAKE_TIMEOUT)
-        if not isinstance(first, dict) or first.get("type") != "auth_required":
-            raise ProtocolFailed("expected auth_required")
-        await self.ws.send(json.dumps({"type": "auth", "access_token": token}))
-        answer = await self.receive(HANDSHAKE_TIMEOUT)
-        kind = answer.get("type") if isinstance(answer, dict) else None
-        if kind == "auth_invalid":
-            raise AuthFailed(str(answer.get("message") or "access token refused"))
-        if kind != "auth_ok":
-            raise ProtocolFailed(f"expected auth_ok, got {kind!r}")
-        return answer.get("ha_version")
-
     async def request(self, payload: dict[str, Any]) -> Any:
         msg_id, self.next_id = self.next_id, self.next_id + 1
         await self.ws.send(json.dumps({"id": msg_id, **payload}))
         while True:
-            message = await self.receive(self.timeout)
+            message = await receive_json(self.ws, self.timeout)
             for item in message if isinstance(message, list) else [message]:
                 if isinstance(item, dict) and item.get("id") == msg_id:
                     if not item.get("success"):
@@ -103,7 +81,7 @@ class HistorySession:
                     return item.get("result")
 
 
-class HistoryImport:
+class HistoryImport(StopFlag):
     """Reads [start, end) window by window into the batcher; ``progress`` keeps the position."""
 
     def __init__(
@@ -118,22 +96,15 @@ class HistoryImport:
         rate: float = 0.0,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        super().__init__()
         self.url, self.token, self.batcher, self.progress = url, token, batcher, progress
         self.policy, self.ssl_context = policy, ssl_context
         # Every filter must match: the live listener's configured one and the command line's.
         self.filters = [f for f in filters if not f.empty]
         self.pacer = Pacer(rate)
         self.next_start_ns = progress.position_ns  # the window to read next
-        self.stop_event = asyncio.Event()
         self.backoff = Backoff(initial=1.0, maximum=60.0)
         self.stats = {"events": 0, "unparseable": 0, "entities": 0, "reconnects": 0}
-
-    def request_stop(self) -> None:
-        self.stop_event.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self.stop_event.is_set()
 
     @property
     def done(self) -> bool:
@@ -161,15 +132,9 @@ class HistoryImport:
         return self.done
 
     async def session(self) -> None:
-        async with connect(
-            self.url,
-            ssl=self.ssl_context,
-            open_timeout=HANDSHAKE_TIMEOUT,
-            max_size=MAX_FRAME_BYTES,
-            close_timeout=2,
-        ) as ws:
+        async with open_websocket(self.url, self.ssl_context, MAX_FRAME_BYTES) as ws:
+            version = await authenticate(ws, self.token)
             session = HistorySession(ws, self.policy.timeout)
-            version = await session.authenticate(self.token)
             entity_ids = self.entity_ids(await session.request({"type": "get_states"}))
             self.stats["entities"] = len(entity_ids)
             log.info(
@@ -228,7 +193,3 @@ class HistoryImport:
         self.stats["unparseable"] += 1
         log.warning("history_import_row_unparseable", category="unparseable", error=reason)
         self.batcher.add(unparseable_event(SOURCE_HOMEASSISTANT, text_of(value), reason))
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop_event.wait(), timeout=seconds)

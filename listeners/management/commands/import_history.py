@@ -7,14 +7,13 @@ import signal
 import ssl
 import sys
 import time
-from datetime import UTC, datetime
 
 import structlog
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from events.codec import ORJSON
-from events.times import ns_to_iso
+from events.times import InvalidTime, iso_to_ns, ns_to_iso
 from ingestor_project.durations import parse_duration
 from ingestor_project.tls import client_context
 from listeners.batching import PublisherThread
@@ -171,10 +170,8 @@ def _seconds(text: str, option: str) -> float:
 
 
 def _iso_ns(text: str, option: str) -> int:
+    """--start/--end as nanoseconds: UTC unless the text carries an offset."""
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+        return iso_to_ns(text)
+    except InvalidTime:
         raise CommandError(f"{option}={text!r} is not an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp()) * 10**9 + moment.microsecond * 1000

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from tasks.errors import WriteError
-from tasks.influx import V1Writer, ensure_dbrp, writer_from_settings
+from tasks.influx import V1Writer, V2Writer, writer_from_settings
 
 log = structlog.get_logger(__name__)
 
@@ -33,8 +33,8 @@ class Command(BaseCommand):
                 return
             if isinstance(writer, V1Writer):
                 self._create(writer)
-            else:
-                self._map_database()
+            elif isinstance(writer, V2Writer):
+                self._map_database(writer)
         finally:
             writer.close()
 
@@ -48,18 +48,9 @@ class Command(BaseCommand):
             raise CommandError(f"InfluxDB refused CREATE DATABASE: {response.status}")
         log.info("influx_database_ready", database=settings.INFLUX_DATABASE)
 
-    def _map_database(self) -> None:
+    def _map_database(self, writer: V2Writer) -> None:
         try:
-            outcome = ensure_dbrp(
-                settings.INFLUX_URL,
-                settings.INFLUX_TOKEN,
-                settings.INFLUX_ORG,
-                settings.INFLUX_BUCKET,
-                settings.INFLUX_DATABASE,
-                timeout=settings.INFLUX_TIMEOUT,
-                verify_ssl=settings.INFLUX_VERIFY_SSL,
-                tls=settings.INFLUX_TLS,
-            )
+            outcome = writer.ensure_dbrp(settings.INFLUX_DATABASE)
         except WriteError as exc:
             # Only InfluxQL readers (dashboards) need the mapping: writes work without it, so a
             # token that may not create one must not keep the whole stack from starting.
