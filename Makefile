@@ -25,7 +25,8 @@ $(DATA_DIR)/secret_key:
 ## make run: the whole ingestor on embedded defaults or your settings (scripts/run.sh): InfluxDB
 ## (installed and started when missing, stopped on exit), migrate, static files, the first-run
 ## admin, the Procfile's processes (MQTT listener only when MQTT is configured), then a banner.
-## INFLUX_PORT, WEB_PORT and FLOWER_PORT move it off the default ports.
+## INFLUX_PORT, WEB_PORT and FLOWER_PORT move it off the default ports. SHAPE=home (default,
+## small beside HA; FLOWER=1 adds Flower) or SHAPE=scale (the Procfile's separate roles).
 run: venv $(DATA_DIR)/secret_key
 	@scripts/run.sh
 
@@ -36,9 +37,11 @@ test: venv services-test
 	TEST_INFLUX_URL=http://127.0.0.1:$(TEST_INFLUX_PORT) TEST_SCREENSHOT_DIR=$(abspath $(DATA_DIR))/screenshots \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## make bench: the pipeline benchmark on this machine's services (docs/benchmarks.md).
+## make bench: the pipeline benchmark on this machine's services, then the footprint of what
+## `make run` starts, idle and at 100 events/s (docs/benchmarks.md). FOOTPRINT_ARGS=--shape scale.
 bench: venv services-test
 	BENCH_INFLUX_URL=http://127.0.0.1:$(TEST_INFLUX_PORT) $(BIN)/python bench/pipeline.py --write-docs $(BENCH_ARGS)
+	$(BIN)/python bench/footprint.py --write-docs $(FOOTPRINT_ARGS)
 
 ## make chaos: the seeded chaos run on private services (docs/reliability.md); SEED=, MINUTES=.
 MINUTES ?= 10

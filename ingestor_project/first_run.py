@@ -89,7 +89,7 @@ class Banner:
                 f"  Source       {self._source()}",
                 f"  Admin        {web}/admin/  user {settings.ADMIN_USERNAME!r},"
                 f" password {_password_hint()}",
-                f"  Flower       {self.flower_url}  (Celery workers and tasks)",
+                f"  Flower       {self._flower()}",
                 f"  Readiness    {web}/ready   metrics {web}/metrics",
                 "  Real HA      HA_URL=http://homeassistant.local:8123"
                 " HA_TOKEN=<long-lived access token> make run",
@@ -98,6 +98,11 @@ class Banner:
                 "",
             ]
         )
+
+    def _flower(self) -> str:
+        if self.flower_url:
+            return f"{self.flower_url}  (Celery workers and tasks)"
+        return "not started (saves ~60 MiB): make run FLOWER=1 starts it"
 
     @staticmethod
     def _data() -> str:

@@ -5,6 +5,11 @@
 #             (as root) and stopped again when this script ends
 #   web       127.0.0.1:WEB_PORT (default 8000; or WEB_BIND), Flower on FLOWER_PORT (5555)
 #   MQTT      the MQTT listener runs only when MQTT_URL or MQTT_SUBSCRIPTIONS is set
+#   SHAPE     home (default): small enough to run beside Home Assistant: one web process with
+#             WEB_THREADS threads, one worker (prefork, WORKER_CONCURRENCY=2) with beat inside
+#             it (-B), the listeners; Flower only with FLOWER=1 (docs/benchmarks.md).
+#             scale: the Procfile as it is: separate beat, WEB_WORKERS and WORKER_CONCURRENCY 2,
+#             Flower (the container image and several machines use this shape).
 # Ctrl-C or SIGTERM stops every process it started. It prints one block once /ready answers.
 #   scripts/run.sh --processes    prints the Procfile entries it would start, and exits
 set -euo pipefail
@@ -65,14 +70,46 @@ secret_key() {
     (umask 077 && python -c "import secrets; print(secrets.token_urlsafe(50))" >"$SECRET_KEY_FILE")
 }
 
+SHAPE="${SHAPE:-home}"
+case "$SHAPE" in
+    home | scale) ;;
+    *) echo "run: SHAPE=$SHAPE: expected home (one machine beside HA) or scale (the Procfile)" >&2
+       exit 1 ;;
+esac
+if [ "$SHAPE" = scale ]; then FLOWER="${FLOWER:-1}"; fi
+case "${FLOWER:=0}" in
+    0 | 1) ;;
+    *) echo "run: FLOWER=$FLOWER: expected 1 (start Flower) or 0" >&2; exit 1 ;;
+esac
+if [ "$SHAPE" = home ]; then
+    # Two worker children, not one: on the embedded broker one child takes a task only every
+    # ~2 s (docs/benchmarks.md, footprint), too slow for 100 events/s.
+    export WEB_WORKERS="${WEB_WORKERS:-1}" WORKER_CONCURRENCY="${WORKER_CONCURRENCY:-2}"
+fi
+
 process_names() {
-    local names="web worker beat listener_homeassistant flower"
+    local names="web worker listener_homeassistant"
+    # beat runs inside the worker in the home shape (worker -B: ~50 MiB PSS less).
+    if [ "$SHAPE" = scale ]; then names="$names beat"; fi
+    if [ "$FLOWER" = 1 ]; then names="$names flower"; fi
     # Nothing to listen to without an MQTT broker: no process logging connection errors forever.
     if [ -n "${MQTT_URL:-}${MQTT_SUBSCRIPTIONS:-}" ]; then names="$names listener_mqtt"; fi
     echo "$names"
 }
 
+process_file() {  # the Procfile, or for the home shape the Procfile's lines made small
+    if [ "$SHAPE" = scale ]; then echo Procfile && return; fi
+    # The options added last win (gunicorn's argparse, celery's click): the Procfile stays the
+    # one place each command is written. The prefork pool keeps acks_late, reject_on_worker_lost
+    # and both time limits exactly as in the scale shape; threads serve the web requests; beat
+    # runs inside the worker (-B: a forked process sharing the worker's pages).
+    sed -e '/^web:/ s/$/ --threads ${WEB_THREADS:-4}/' \
+        -e '/^worker:/ s/$/ --beat/' Procfile >"$DATA_DIR/Procfile.home"
+    echo "$DATA_DIR/Procfile.home"
+}
+
 if [ "${1:-}" = "--processes" ]; then process_names && exit 0; fi
+if [ "${1:-}" = "--process-file" ]; then mkdir -p "$DATA_DIR" && cat "$(process_file)" && exit 0; fi
 mkdir -p "$DATA_DIR"
 [ -z "${INFLUX_URL:-}" ] && start_influxdb
 secret_key
@@ -87,14 +124,18 @@ web_host="${WEB_BIND%:*}"
 case "$web_host" in "" | 0.0.0.0 | "[::]") web_host=127.0.0.1 ;; esac
 flower_host="${FLOWER_ADDRESS:-127.0.0.1}"
 case "$flower_host" in 0.0.0.0 | "[::]") flower_host=127.0.0.1 ;; esac
-manage startup_banner --web-url "http://${web_host}:${WEB_BIND##*:}" \
-    --flower-url "http://${flower_host}:${FLOWER_PORT}" &
+flower_url="http://${flower_host}:${FLOWER_PORT}"
+[ "$FLOWER" = 1 ] || flower_url=""  # the banner then says how to start it
+manage startup_banner --web-url "http://${web_host}:${WEB_BIND##*:}" --flower-url "$flower_url" &
 banner_pid=$!
 
 # honcho runs in the background so that this shell's traps run at once on a signal (bash defers
-# a trap while a foreground child runs); honcho stops its processes on SIGTERM.
+# a trap while a foreground child runs); honcho stops its processes on SIGTERM. In a session of
+# its own: Ctrl-C reaches the whole foreground group, and honcho crashes on a second signal
+# arriving while it reports the first, leaving its processes behind; this way it gets just one.
+procfile="$(process_file)"
 # shellcheck disable=SC2046 # one word per process name
-honcho start -f Procfile $(process_names) &
+setsid honcho start -f "$procfile" $(process_names) &
 honcho_pid=$!
 trap 'kill -TERM "$honcho_pid" 2>/dev/null || true' INT TERM
 status=0

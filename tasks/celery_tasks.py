@@ -48,6 +48,13 @@ def _fresh_clients_after_fork(**_kwargs: Any) -> None:
 
 
 @worker_init.connect
+def _freeze_before_fork(**_kwargs: Any) -> None:
+    # In the parent, before the pool forks: a child's collections then never write to the
+    # start-up objects' pages, which stay shared (docs/benchmarks.md, footprint).
+    tune_gc(settings.GC_THRESHOLD)
+
+
+@worker_init.connect
 def _serve_metrics_port(**_kwargs: Any) -> None:
     if settings.METRICS_PORT:
         metrics.serve_port(settings.METRICS_PORT)

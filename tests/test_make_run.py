@@ -6,9 +6,11 @@ Each run gets its own data directory and ports (InfluxDB, web, Flower), away fro
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
+import sqlite3
 import stat
 import subprocess
 import time
@@ -53,6 +55,7 @@ def alive(pid: int) -> bool:
 def make_run(tmp_path):
     ports = {"INFLUX_PORT": free_influx_port(), "WEB_PORT": free_port(), "FLOWER_PORT": free_port()}
     env = {**BASE_ENV, "DATA_DIR": str(tmp_path / "data"), **{k: str(v) for k, v in ports.items()}}
+    env["REPLAY_INTERVAL"] = "3"  # the periodic replay of dead letters, seen within the test
     log_path = tmp_path / "make-run.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -68,6 +71,45 @@ def make_run(tmp_path):
     if process.poll() is None:  # a failed test: end what is left, by process id
         for pid in descendants(process.pid) | influxd(tmp_path / "data"):
             os.kill(pid, signal.SIGKILL)
+
+
+REPLAYED_NS = 1_767_614_400_000_000_000
+
+
+def add_retryable_dead_letter(database: Path) -> None:
+    """What a worker records when InfluxDB stayed away past the retries (category transient)."""
+    event = {
+        "source": "homeassistant",
+        "event_type": "state_changed",
+        "time": REPLAYED_NS,
+        "entity_id": "sensor.replayed",
+        "state": "7",
+        "attributes": {"unit_of_measurement": "W"},
+    }
+    with sqlite3.connect(database, timeout=30) as conn:
+        conn.execute(
+            "INSERT INTO tasks_failedwrite (batch_id, source, category, status, payload_format,"
+            " payload, entity_ids, points, error, attempts, first_failed_at, last_failed_at)"
+            " VALUES ('b', 'worker', 'transient', 'pending', 'events', ?, 'sensor.replayed',"
+            " 1, 'unreachable', 1, datetime('now'), datetime('now'))",
+            (json.dumps([event]),),
+        )
+
+
+def dead_letter_status(database: Path) -> str | None:
+    with sqlite3.connect(database, timeout=30) as conn:
+        row = conn.execute("SELECT status FROM tasks_failedwrite WHERE batch_id = 'b'").fetchone()
+    return row[0] if row else None
+
+
+def command_lines(pids: set[int]) -> list[str]:
+    found = []
+    for pid in pids:
+        try:
+            found.append(Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " "))
+        except OSError:
+            continue
+    return found
 
 
 def influxd(data: Path) -> set[int]:
@@ -100,6 +142,23 @@ def test_make_run_writes_simulator_points_within_a_minute_and_stops_everything(m
     assert f"password in {password_file}" in banner
     assert f"http://127.0.0.1:{ports['WEB_PORT']}/admin/" in banner
     assert "listener_mqtt" not in banner  # nothing configured MQTT
+    assert "make run FLOWER=1" in banner  # the home shape starts no Flower, and says how
+
+    commands = command_lines(descendants(process.pid))
+    assert sum("gunicorn" in c for c in commands) == 2  # master and one threaded worker
+    workers = [c for c in commands if " worker " in c and "celery" in c]
+    # main, two pool children and the embedded beat (-B), all forks of one command
+    assert len(workers) == 4 and all(c.rstrip().endswith("--beat") for c in workers)
+    assert not [c for c in commands if " beat " in c or " flower" in c]  # no beat, Flower roles
+    # beat inside the worker: the periodic replay of dead letters still runs. A dead letter
+    # of an outage (retryable) is written by it within a few periods.
+    add_retryable_dead_letter(data / "db.sqlite3")
+    wait_until(
+        lambda: dead_letter_status(data / "db.sqlite3") == "replayed",
+        30,
+        "the periodic replay to write the dead letter",
+    )
+    assert influx.query(f"SELECT * FROM W WHERE time = {REPLAYED_NS}")["results"][0]["series"]
 
     started_here = descendants(process.pid) | influxd(data)
     assert len(influxd(data)) == 1 and alive(next(iter(influxd(data))))
@@ -148,16 +207,56 @@ def test_run_stops_at_once_with_one_sentence_when_influxdb_cannot_be_had(tmp_pat
     ],
 )
 def test_the_mqtt_listener_runs_only_when_mqtt_is_configured(mqtt, expected):
+    names = run_sh("--processes", **mqtt).split()
+    assert {"web", "worker", "listener_homeassistant"} <= set(names)
+    assert ("listener_mqtt" in names) is expected
+    procfile = {line.split(":", 1)[0] for line in (ROOT / "Procfile").read_text().splitlines()}
+    assert set(names) <= procfile
+
+
+def run_sh(*args: str, **env: str) -> str:
     result = subprocess.run(
-        ["bash", "scripts/run.sh", "--processes"],
+        ["bash", "scripts/run.sh", *args],
         cwd=ROOT,
-        env={**BASE_ENV, **mqtt},
+        env={**BASE_ENV, **env},
         capture_output=True,
         text=True,
         check=True,
     )
-    names = result.stdout.split()
-    assert {"web", "worker", "beat", "listener_homeassistant", "flower"} <= set(names)
-    assert ("listener_mqtt" in names) is expected
-    procfile = {line.split(":", 1)[0] for line in (ROOT / "Procfile").read_text().splitlines()}
-    assert set(names) <= procfile
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, {"web", "worker", "listener_homeassistant"}),
+        ({"FLOWER": "1"}, {"web", "worker", "listener_homeassistant", "flower"}),
+        ({"SHAPE": "scale"}, {"web", "worker", "beat", "listener_homeassistant", "flower"}),
+        ({"SHAPE": "scale", "FLOWER": "0"}, {"web", "worker", "beat", "listener_homeassistant"}),
+    ],
+)
+def test_the_home_shape_is_the_default_and_the_scale_shape_one_setting_away(env, expected):
+    assert set(run_sh("--processes", **env).split()) == expected
+
+
+def test_the_home_shape_is_the_procfile_made_small(tmp_path):
+    lines = run_sh("--process-file", DATA_DIR=str(tmp_path)).splitlines()
+    commands = dict(line.split(": ", 1) for line in lines if ": " in line and line[0] != "#")
+    procfile = (ROOT / "Procfile").read_text()
+    # The same commands as the Procfile, with options added last (they win).
+    assert commands["web"].startswith(next(x for x in procfile.splitlines() if x[:4] == "web:")[5:])
+    assert commands["web"].endswith("--threads ${WEB_THREADS:-4}")
+    assert commands["worker"].endswith("--beat") and "--pool" not in commands["worker"]  # prefork
+    assert run_sh("--process-file", DATA_DIR=str(tmp_path), SHAPE="scale") == procfile
+
+
+def test_a_mistyped_shape_stops_with_one_sentence():
+    result = subprocess.run(
+        ["bash", "scripts/run.sh", "--processes"],
+        cwd=ROOT,
+        env={**BASE_ENV, "SHAPE": "tiny"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "SHAPE=tiny" in result.stderr and "home" in result.stderr
