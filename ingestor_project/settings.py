@@ -85,8 +85,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 # collectstatic's target (`make run`, the image's build); whitenoise serves it compressed.
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(DATA_DIR / "static")))
-if STATIC_ROOT.is_relative_to(DATA_DIR):
-    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns at every start when it is missing
+if STATIC_ROOT.is_relative_to(DATA_DIR):  # whitenoise warns at every start when it is missing
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # The first-run admin (`manage.py ensure_admin`); unset: "admin" with a generated password.
 ADMIN_USERNAME = env_str("DJANGO_SUPERUSER_USERNAME", "admin")
 ADMIN_PASSWORD = env_secret("DJANGO_SUPERUSER_PASSWORD", None)
