@@ -97,6 +97,8 @@ def _set_aside(event: dict[str, Any], error: str, text: str, category: str) -> d
     where = " ".join(str(value) for value in (event.get("entity_id"), when) if value is not None)
     marker = unparseable_event(str(event.get("source", "")), text, error, where)
     marker["category"] = category
+    if event.get("redelivered"):
+        marker["redelivered"] = True
     return marker
 
 

@@ -13,6 +13,8 @@ An event is a plain dict (it travels through the broker as JSON):
     data         the event data (other events)
     context_id, context_parent_id, context_user_id   HA's context, when present
     backfilled   True when the event came from HA's history rather than the live stream
+    redelivered  True when the source's broker delivered the message again (MQTT DUP): a dead
+                 letter it may have become already is found rather than recorded twice
 """
 
 from __future__ import annotations

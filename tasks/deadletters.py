@@ -43,11 +43,9 @@ def _record(
     batch_id: str | None,
     points: int,
     ordinal: int = 0,
-    scope: str | None = None,
     **fields: Any,
 ) -> FailedWrite:
-    scope = batch_id if scope is None else scope
-    key = dedup_key(scope, category, ordinal, fields["payload_format"], fields["payload"])
+    key = dedup_key(batch_id, category, ordinal, fields["payload_format"], fields["payload"])
     values = {
         "batch_id": (batch_id or "")[:64],
         "category": category,
@@ -135,23 +133,25 @@ def record_raw(
     batch_id: str | None = None,
     ordinal: int = 0,
     category: str = Category.UNPARSEABLE,
-    per_message: bool = False,
+    redelivered: bool = False,
 ) -> FailedWrite:
-    """A source message that could not be parsed (or carried): kept so an operator can see it.
-    ``per_message``: the message is known by its source, context and content rather than by
-    its batch, so a broker's redelivery of it in another batch finds the dead letter it has;
-    else ``ordinal`` tells apart identical messages of one batch."""
+    """A source message that could not be parsed (or carried): kept so an operator can see it;
+    ``ordinal`` tells apart identical messages of one batch. A message the source's broker
+    delivered again (after a restart lost our acknowledgement) finds the dead letter it became
+    the first time, in whatever batch that was, instead of adding a copy."""
+    fields = {
+        "source": source,
+        "payload_format": PayloadFormat.RAW,
+        "payload": _storable(payload[:1_000_000]),
+        "entity_ids": _storable(context[:1000]),
+    }
+    if redelivered:
+        earlier = FailedWrite.objects.filter(category=category, **fields).first()
+        if earlier is not None:
+            log.info("dead_letter_already_recorded", id=earlier.pk, category=category)
+            return earlier
     return _record(
-        category=category,
-        error=error,
-        batch_id=batch_id,
-        points=0,
-        ordinal=ordinal,
-        scope=f"message\0{source}\0{context}" if per_message else None,
-        source=source,
-        payload_format=PayloadFormat.RAW,
-        payload=_storable(payload[:1_000_000]),
-        entity_ids=_storable(context[:1000]),
+        category=category, error=error, batch_id=batch_id, points=0, ordinal=ordinal, **fields
     )
 
 

@@ -119,11 +119,10 @@ def _split_markers(events: list[dict[str, Any]]) -> tuple[list[dict], list[dict]
 
 
 def _keep_markers(markers: list[dict[str, Any]], batch_id: str | None) -> None:
-    """Each marker becomes a dead letter, one per message: a retried batch, or a message the
-    source's broker delivers again in another batch, finds the one it has (identical messages
-    from one source and topic are kept once). A database failure raises: the batch is retried
-    (its points rewrite themselves)."""
-    for marker in markers:
+    """Each marker becomes a dead letter, once: a retried batch, or a message the source's
+    broker delivers again in another batch, finds the one it has. A database failure raises:
+    the batch is retried (its points rewrite themselves)."""
+    for ordinal, marker in enumerate(markers):
         category = marker.get("category")
         deadletters.record_raw(
             str(marker.get("payload", "")),
@@ -131,8 +130,9 @@ def _keep_markers(markers: list[dict[str, Any]], batch_id: str | None) -> None:
             error=str(marker.get("error")),
             context=str(marker.get("context")),
             batch_id=batch_id,
+            ordinal=ordinal,
             category=category if category in MARKER_CATEGORIES else Category.UNPARSEABLE,
-            per_message=True,
+            redelivered=bool(marker.get("redelivered")),
         )
 
 

@@ -449,6 +449,8 @@ def test_image_has_no_compiler_and_its_code_belongs_to_root(rootfs):
     assert not (rootfs / "opt/venv/bin/pip").exists()
     # The allow-list .dockerignore and the explicit COPYs: no tests, .env, .git or .venv.
     assert sorted(p.name for p in (rootfs / "app").iterdir()) == [
+        "events",
+        "hasim",
         "ingestor_project",
         "listeners",
         "manage.py",

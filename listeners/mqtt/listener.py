@@ -82,16 +82,8 @@ class MqttListener:
         self.router = Router(config.subscriptions)
         self.retained_copies = RetainedCopies(config.retained)
         self._subscribing: dict[int, list[str]] = {}
-        self.stats = {
-            "events": 0,
-            "unparseable": 0,
-            "filtered": 0,
-            "skipped": 0,
-            "unmatched": 0,
-            "redelivered": 0,
-            "acked": 0,
-            "reconnects": 0,
-        }
+        counted = ("events", "unparseable", "filtered", "skipped", "unmatched", "redelivered")
+        self.stats = dict.fromkeys((*counted, "acked", "reconnects"), 0)
         client.on_connect = self.on_connect
         client.on_disconnect = self.on_disconnect
         client.on_subscribe = self.on_subscribe
@@ -255,16 +247,16 @@ class MqttListener:
             topic = message.topic
         except UnicodeDecodeError:
             topic = message._topic.decode("utf-8", errors="backslashreplace")
-            return self._unparseable(record, topic, message.payload, "topic is not UTF-8")
+            return self._unparseable(record, topic, message, "topic is not UTF-8")
         try:
             return self._take(record, message, topic)
         except PayloadError as exc:
-            return self._unparseable(record, topic, message.payload, str(exc))
+            return self._unparseable(record, topic, message, str(exc))
         except Exception as exc:  # a bug on one message must not stop the loop
             # Kept as a dead letter, and the record completed: an open record would hold
             # back every later acknowledgement.
             log.exception("mqtt_message_failed", topic=topic)
-            return self._unparseable(record, topic, message.payload, f"internal error: {exc!r}")
+            return self._unparseable(record, topic, message, f"internal error: {exc!r}")
 
     def _take(self, record: PendingAck, message: mqtt.MQTTMessage, topic: str) -> int:
         subscription = self.router.match(topic)
@@ -282,6 +274,8 @@ class MqttListener:
         if subscription.format == "statestream":
             return self._statestream(record, topic, payload, live=not message.retain)
         event = parse(subscription, topic, payload, self.wall_ns(), self.config.json)
+        if event is not None and message.dup:
+            event["redelivered"] = True  # should it be set aside later, its dead letter is found
         return self._emit_for(record, [event])
 
     def _statestream(self, record: PendingAck, topic: str, payload: bytes, live: bool) -> int:
@@ -327,7 +321,8 @@ class MqttListener:
         self.batcher.add(event)
         self.tracker.added += 1
 
-    def _unparseable(self, record: PendingAck, topic: str, payload: bytes, error: str) -> int:
+    def _unparseable(self, record: PendingAck, topic: str, message, error: str) -> int:
+        payload = message.payload
         self.stats["unparseable"] += 1
         self.metrics.unparseable()
         log.warning(
@@ -339,7 +334,10 @@ class MqttListener:
         )
         # The marker travels in the batch like an event: the worker keeps it as a dead letter,
         # and the message is acknowledged only once that batch is safe.
-        self.batcher.add(unparseable_event(SOURCE_MQTT, kept_payload(payload), error, topic))
+        marker = unparseable_event(SOURCE_MQTT, kept_payload(payload), error, topic)
+        if message.dup:  # the broker's second delivery: it finds the dead letter it has
+            marker["redelivered"] = True
+        self.batcher.add(marker)
         self.tracker.added += 1
         self.tracker.complete(record)
         return 0

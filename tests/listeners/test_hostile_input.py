@@ -14,13 +14,13 @@ from kombu import Connection
 
 from events.codec import pack_capped, unpack_events
 from events.contract import UNPARSEABLE
-from ingestor_project.celery import app as celery_app
 from listeners.batching import Batch
 from listeners.homeassistant.backfill import BackfillPolicy
 from listeners.homeassistant.cursor import CLOCK_SKEW_NS, HighWaterMark
 from listeners.homeassistant.gapfill import GapFill
 from listeners.instrumentation import ListenerMetrics
 from listeners.publish import CeleryPublisher
+from tests import streams
 from tests.helpers import TEST_BROKER_URL
 from tests.listeners.test_homeassistant import event, make_listener
 
@@ -155,7 +155,8 @@ def test_a_batch_the_broker_would_refuse_is_published_in_parts(ingest_queue):
         for i in range(140)
     ]
     events.append(dict(events[0], entity_id="sensor.deep", attributes={"x": nested(1000)}))
-    publisher = CeleryPublisher(celery_app, ingest_queue, "orjson", max_bytes=8 * 1024 * 1024)
+    app = streams.celery_app(TEST_BROKER_URL, ingest_queue)  # a connection of the test's own
+    publisher = CeleryPublisher(app, ingest_queue, "json", max_bytes=8 * 1024 * 1024)
     publisher(Batch(events))
     received = []
     with Connection(TEST_BROKER_URL) as conn:

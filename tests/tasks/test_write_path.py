@@ -138,7 +138,7 @@ def test_a_nul_byte_in_a_poison_payload_is_kept_visible_and_good_events_written(
 def test_a_batch_retried_three_times_keeps_its_three_poison_records_once(influx, writer):
     from events.contract import unparseable_event
 
-    markers = [unparseable_event("mqtt", f"garbage {n}", "not JSON", "a/topic") for n in range(3)]
+    markers = [unparseable_event("mqtt", "garbage", "not JSON", "a/topic") for _ in range(3)]
     for _ in range(4):  # the first delivery and three retries of one batch
         ingest.write_batch([sensor(1), *markers, sensor(2)], batch_id="retried", writer=writer)
     assert FailedWrite.objects.filter(batch_id="retried").count() == 3
@@ -151,12 +151,16 @@ def test_a_poison_message_redelivered_in_another_batch_is_kept_once(influx, writ
     from events.contract import unparseable_event
 
     poison = unparseable_event("mqtt", "not json {", "not JSON", "home/z/dev1")
+    again = {**poison, "redelivered": True}
+    same_garbage_sent_twice = dict(poison)
     other_topic = unparseable_event("mqtt", "not json {", "not JSON", "home/z/dev2")
     ingest.write_batch([sensor(1), poison], batch_id="first", writer=writer)
-    ingest.write_batch([poison, other_topic, sensor(2)], batch_id="second", writer=writer)
-    assert sorted(FailedWrite.objects.values_list("entity_ids", flat=True)) == [
-        "home/z/dev1",
-        "home/z/dev2",
+    ingest.write_batch([again, other_topic, sensor(2)], batch_id="second", writer=writer)
+    ingest.write_batch([same_garbage_sent_twice], batch_id="third", writer=writer)
+    assert sorted(FailedWrite.objects.values_list("entity_ids", "batch_id")) == [
+        ("home/z/dev1", "first"),
+        ("home/z/dev1", "third"),  # a second message with the same text is a second letter
+        ("home/z/dev2", "second"),
     ]
 
 

@@ -180,6 +180,17 @@ def test_a_poison_payload_becomes_a_dead_letter_marker_acknowledged_with_its_bat
     assert client.acks == [3, 4]
 
 
+def test_a_redelivered_message_is_marked_so_its_dead_letter_is_found_not_copied():
+    listener, _, _ = make_listener()
+    listener.handle_message(message("t/z/lamp", b"not json", 1, dup=True))
+    deep = '{"x": ' + "[" * 1000 + "]" * 1000 + "}"  # decodes, but no batch can carry it
+    listener.handle_message(message("t/z/lamp", deep, 2, dup=True))
+    listener.handle_message(message("t/z/lamp", b"not json", 3))
+    first, deep_event, fresh = listener.batcher.buffer
+    assert first["redelivered"] is True and deep_event["redelivered"] is True
+    assert "redelivered" not in fresh
+
+
 def test_a_dead_letter_payload_escapes_nul_and_invalid_utf8():
     listener, _, _ = make_listener()
     listener.handle_message(message("t/z/lamp", b"\xff\x00{", 1))
