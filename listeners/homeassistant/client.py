@@ -260,19 +260,19 @@ class HomeAssistantListener(StopFlag):
     async def _call(self, ws: ClientConnection, payload: dict[str, Any]) -> dict[str, Any]:
         command = self._command(payload)
         await ws.send(json.dumps(command))
-        # Events of earlier subscriptions may arrive before our result: handle them as usual.
-        while True:
+        # Events of earlier subscriptions may arrive before our result, and after it in the same
+        # coalesced frame: every one of them is handled as usual.
+        answer = None
+        while answer is None:
             message = await receive_json(ws)
             for item in message if isinstance(message, list) else [message]:
-                if (
-                    isinstance(item, dict)
-                    and item.get("id") == command["id"]
-                    and (item.get("type") == "result")
-                ):
-                    if not item.get("success"):
-                        raise ProtocolFailed(f"{payload['type']} failed: {item.get('error')}")
-                    return item
-                self.handle_message(item)
+                if answer is None and _answers(item, command["id"]):
+                    answer = item
+                else:
+                    self.handle_message(item)
+        if not answer.get("success"):
+            raise ProtocolFailed(f"{payload['type']} failed: {str(answer.get('error'))[:200]}")
+        return answer
 
     async def negotiate(self, ws: ClientConnection) -> None:
         # Coalesced messages: HA packs events that are ready together into one JSON array,
@@ -367,3 +367,8 @@ class HomeAssistantListener(StopFlag):
         self.stats["events"] += 1
         self.batcher.add(normalised)
         return 1
+
+
+def _answers(item: Any, command_id: int) -> bool:
+    """The result of our command (an event of that subscription carries the same id)."""
+    return isinstance(item, dict) and item.get("id") == command_id and item.get("type") == "result"

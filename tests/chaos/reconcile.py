@@ -146,7 +146,8 @@ class Report:
             f"{c['bus_not_delivered']}, poison never delivered={c['poison_not_delivered']}, "
             f"MQTT never acknowledged by the broker={c['mqtt_not_acked']}; "
             f"bus events lost in a listener SIGKILL (documented limit)="
-            f"{c['bus_lost_at_listener_kill']}",
+            f"{c['bus_lost_at_listener_kill']}, poison lost so="
+            f"{c['poison_lost_at_listener_kill']}",
             "dead lettered by kind: "
             + ", ".join(
                 f"{k[14:]}={v}" for k, v in sorted(c.items()) if k.startswith("dead_lettered_")
@@ -217,12 +218,15 @@ def _why_missing(item: Emitted, kills: list[int]) -> str:
             return "poison_not_delivered"
         return "unexplained"  # a state change HA's history should have filled in
     stamp = item.time_ns
-    if (
-        item.kind == "bus"
-        and stamp is not None
-        and any(0 <= kill - stamp <= KILL_WINDOW_NS for kill in kills)
-    ):
+    near_kill = stamp is not None and any(
+        -AFTER_KILL_NS <= kill - stamp <= KILL_WINDOW_NS for kill in kills
+    )
+    if near_kill and item.kind == "bus":
         return "bus_lost_at_listener_kill"
+    if near_kill and item.kind.startswith("poison"):
+        # Poison has no row in the simulator's history (real HA cannot even write it as JSON):
+        # like a bus event, what a killed listener held of it cannot come back.
+        return "poison_lost_at_listener_kill"
     return "unexplained"
 
 

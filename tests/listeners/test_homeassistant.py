@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from hasim.server import HomeAssistantSimulator
 from listeners.backoff import Backoff
@@ -148,3 +149,35 @@ def test_a_session_subscribes_and_batches_events_until_stopped():
     asyncio.run(scenario())
     assert len(listener.batcher.buffer) == 200
     assert listener.ha_version
+
+
+def test_an_event_coalesced_after_the_subscribe_result_in_one_frame_is_kept():
+    """HA packs whatever is ready into one frame: our subscribe result and the first event of
+    an earlier subscription can arrive together, the event after the result."""
+    from websockets.asyncio.server import serve
+
+    async def home_assistant(ws):
+        await ws.send(json.dumps({"type": "auth_required"}))
+        await ws.recv()
+        await ws.send(json.dumps({"type": "auth_ok", "ha_version": "2025.1.0"}))
+        while True:
+            command = json.loads(await ws.recv())
+            result = {"id": command["id"], "type": "result", "success": True, "result": None}
+            if command["type"] == "subscribe_events":
+                earlier = event("sensor.right_after_the_result")
+                earlier["id"] = command["id"] - 1
+                await ws.send(json.dumps([result, earlier]))
+                await ws.close()
+                return
+            await ws.send(json.dumps(result))
+
+    async def run(listener) -> None:
+        async with serve(home_assistant, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            listener.url = f"ws://127.0.0.1:{port}/api/websocket"
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(listener.session(), 10)
+
+    listener, _ = make_listener()
+    asyncio.run(run(listener))
+    assert [e["entity_id"] for e in listener.batcher.buffer] == ["sensor.right_after_the_result"]
