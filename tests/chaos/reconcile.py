@@ -27,6 +27,9 @@ KILL_WINDOW_NS = 5 * 10**9
 # A frame written in the moment the process was dying still counts as delivered (the kernel
 # took it): seen 66 ms after the kill in the long run of seed 20261130.
 AFTER_KILL_NS = 10**9
+# A RabbitMQ restart holds publishing for its own length plus the publisher's backoff (up to
+# 10 s); a listener killed within this long after one began may hold everything since.
+OUTAGE_REACH_NS = 30 * 10**9
 FAILING = ("unexplained", "duplicated", "stray_points", "repeated_dead_letters")
 # What names one emitted event inside a dead letter's text (see Emitted.token).
 TOKENS = re.compile(r'"time_fired":"[^"]+"|sensor\.poison_[a-z_]+_\d{6}|mqpoison\d{7}')
@@ -168,15 +171,17 @@ def reconcile(
     *,
     listener_kills_ns: list[int],
     initial_ns: int | None,
+    broker_outages_ns: list[int] = (),
 ) -> Report:
     counts: Counter = Counter(emitted=len(emitted))
     samples: dict[str, list[str]] = {}
     claimed = set()
+    windows = held_windows(listener_kills_ns, broker_outages_ns)
     for item in emitted:
         counts[f"emitted_{item.source}"] += 1
         counts["emitted_poison"] += "poison" in item.kind
         claimed.add(item.time_ns)
-        outcome = _outcome(item, points, letters, listener_kills_ns)
+        outcome = _outcome(item, points, letters, windows)
         counts[outcome] += 1
         if outcome == "dead_lettered":
             counts[f"dead_lettered_{item.kind}"] += 1
@@ -189,7 +194,21 @@ def reconcile(
     return Report(counts, samples, len(letters.rows), letters.reasons_missing())
 
 
-def _outcome(item: Emitted, points: Counter, letters: DeadLetters, kills: list[int]) -> str:
+def held_windows(kills: list[int], outages: list[int]) -> list[tuple[int, int]]:
+    """When the killed listener may still have held an event in memory: the flush interval
+    before the kill, or, when the broker was restarting shortly before, everything since that
+    restart began (no batch could be published until the broker was back)."""
+    windows = []
+    for kill in kills:
+        start = kill - KILL_WINDOW_NS
+        recent = [s for s in outages if kill - OUTAGE_REACH_NS <= s <= kill]
+        windows.append((min([start, *recent]), kill + AFTER_KILL_NS))
+    return windows
+
+
+def _outcome(
+    item: Emitted, points: Counter, letters: DeadLetters, kills: list[tuple[int, int]]
+) -> str:
     stamp = item.time_ns
     stored = points.get(stamp, 0) if stamp is not None else 0
     if stored > 1:
@@ -208,7 +227,7 @@ def _outcome(item: Emitted, points: Counter, letters: DeadLetters, kills: list[i
     return _why_missing(item, kills)
 
 
-def _why_missing(item: Emitted, kills: list[int]) -> str:
+def _why_missing(item: Emitted, kills: list[tuple[int, int]]) -> str:
     if item.source == "mqtt":
         return "unexplained" if item.delivered else "mqtt_not_acked"
     if not item.delivered:
@@ -218,9 +237,7 @@ def _why_missing(item: Emitted, kills: list[int]) -> str:
             return "poison_not_delivered"
         return "unexplained"  # a state change HA's history should have filled in
     stamp = item.time_ns
-    near_kill = stamp is not None and any(
-        -AFTER_KILL_NS <= kill - stamp <= KILL_WINDOW_NS for kill in kills
-    )
+    near_kill = stamp is not None and any(start <= stamp <= end for start, end in kills)
     if near_kill and item.kind == "bus":
         return "bus_lost_at_listener_kill"
     if near_kill and item.kind.startswith("poison"):

@@ -158,11 +158,13 @@ def _reconcile(stack: Stack, load: MqttLoad, result: Result) -> reconcile.Report
     emitted += reconcile.mqtt_emitted(load.sent)
     letters = reconcile.DeadLetters(reconcile.dead_letter_rows(stack.env["DATABASE_URL"]))
     kills = [f.started_ns for f in result.faults if f.kind == "ha_listener_kill"]
+    outages = [f.started_ns for f in result.faults if f.kind == "rabbitmq_restart"]
     return reconcile.reconcile(
         emitted,
         reconcile.point_times(stack.db),
         letters,
         listener_kills_ns=kills,
+        broker_outages_ns=outages,
         initial_ns=sim.sim.source.started_us * 1000,
     )
 

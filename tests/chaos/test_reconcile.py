@@ -65,3 +65,13 @@ def test_only_what_ha_cannot_give_back_is_explained_when_missing():
     assert report.counts["bus_not_delivered"] == 1
     assert report.counts["bus_lost_at_listener_kill"] == 1
     assert report.counts["unexplained"] == 2
+
+
+def test_a_listener_killed_soon_after_a_broker_restart_held_everything_since_the_restart():
+    from tests.chaos.reconcile import held_windows
+
+    s = 10**9
+    [(start, end)] = held_windows([100 * s], [88 * s])
+    assert (start, end) == (88 * s, 101 * s)
+    [(start, _)] = held_windows([100 * s], [50 * s])  # long before: the flush window only
+    assert start == 95 * s
