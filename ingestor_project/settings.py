@@ -142,9 +142,9 @@ READY_CHECK_WORKERS = env_bool("READY_CHECK_WORKERS", True)
 READY_CHECK_TIMEOUT = env_float("READY_CHECK_TIMEOUT", 3.0, minimum=0.1)
 # Each web process serves its last readiness result while it is younger than this many seconds
 # and refreshes it in the background once past half of it (0: run every check on every request).
-# A couple of seconds keeps a probe under load answering from memory while staying far below an
-# orchestrator's probe period; past a minute a result no longer says anything about now.
-READY_CACHE_SECONDS = env_float("READY_CACHE_SECONDS", 2.0, minimum=0, maximum=60)
+# A few seconds keeps a probe under load answering from memory (a refresh asks the workers and
+# waits half a second for their replies) while staying below an orchestrator's probe period.
+READY_CACHE_SECONDS = env_float("READY_CACHE_SECONDS", 5.0, minimum=0, maximum=60)
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], "INFO")
