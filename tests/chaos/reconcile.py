@@ -43,6 +43,8 @@ class Emitted:
     token: str
     delivered: bool
     label: str
+    # When the source sent it (a poison record's own stamp may be years ahead): for the windows.
+    sent_ns: int | None = None
 
 
 @dataclass
@@ -93,7 +95,8 @@ def ha_emitted(generated: list[dict[str, Any]], delivered: list[bool]) -> list[E
         else:
             kind, time_ns = "bus", iso_to_ns(event["time_fired"])
         label = f"{event['event_type']} {event['data'].get('entity_id', '')} {event['time_fired']}"
-        found.append(Emitted("ha", kind, time_ns, token, was_delivered, label))
+        sent_ns = iso_to_ns(event["time_fired"])
+        found.append(Emitted("ha", kind, time_ns, token, was_delivered, label, sent_ns))
     return found
 
 
@@ -200,9 +203,10 @@ def held_windows(kills: list[int], outages: list[int]) -> list[tuple[int, int]]:
     restart began (no batch could be published until the broker was back)."""
     windows = []
     for kill in kills:
-        start = kill - KILL_WINDOW_NS
         recent = [s for s in outages if kill - OUTAGE_REACH_NS <= s <= kill]
-        windows.append((min([start, *recent]), kill + AFTER_KILL_NS))
+        # The batch being filled when the outage began could not be published either.
+        start = min([kill, *recent]) - KILL_WINDOW_NS
+        windows.append((start, kill + AFTER_KILL_NS))
     return windows
 
 
@@ -236,7 +240,7 @@ def _why_missing(item: Emitted, kills: list[tuple[int, int]]) -> str:
         if item.kind.startswith("poison"):
             return "poison_not_delivered"
         return "unexplained"  # a state change HA's history should have filled in
-    stamp = item.time_ns
+    stamp = item.time_ns if item.sent_ns is None else item.sent_ns
     near_kill = stamp is not None and any(start <= stamp <= end for start, end in kills)
     if near_kill and item.kind == "bus":
         return "bus_lost_at_listener_kill"
