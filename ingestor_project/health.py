@@ -157,6 +157,9 @@ class ReadinessView(View):
             body = statuses_only(body)
         response = JsonResponse(body, status=200 if ok else 503)
         add_never_cache_headers(response)
+        # "Not ready" is this endpoint's answer, not a server error: Django would log every 503
+        # at ERROR (a wall of them while `make run` starts); the access log still has each one.
+        response._has_been_logged = True
         return response
 
     def readiness(self) -> tuple[dict, bool]:

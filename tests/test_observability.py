@@ -388,3 +388,13 @@ def test_gunicorn_sync_workers_refresh_readiness_and_keep_no_connection(
 
     wait_until(lambda: sessions() == 0, 30, "the readiness checks to close their connections")
     assert processes.stop(web) == 0
+
+
+@pytest.mark.django_db
+def test_a_not_ready_answer_is_not_logged_as_a_server_error(client, settings, caplog):
+    settings.READY_CACHE_SECONDS = 0
+    settings.READY_LISTENERS = ["homeassistant"]  # no heartbeat yet: not ready
+    with caplog.at_level("WARNING", logger="django.request"):
+        response = client.get("/ready")
+    assert response.status_code == 503
+    assert not [r for r in caplog.records if r.name == "django.request"]
