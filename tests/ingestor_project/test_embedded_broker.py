@@ -3,13 +3,16 @@ producers and consumers; claims of a dead consumer come back; broadcasts expire.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import pytest
 from kombu import Consumer, Producer
 
 from bench.broker_stress import QUEUE, connection, stress
@@ -90,3 +93,33 @@ def test_the_default_broker_is_the_embedded_one(tmp_path):
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "ingestor_project.embedded_broker"
+
+
+def test_a_consumer_holding_an_unacked_message_gets_control_back_to_ack_it(tmp_path):
+    # Celery's loop for a polling transport performs deferred acks only between two calls of
+    # drain_events(timeout=2.0): blocking for the whole timeout while a message waits for its
+    # ack held a one-process worker's next task back ~2 s. Asked to wait 60 s here, the call
+    # must return at once while the message is held, and wait again once it is acked.
+    publish(tmp_path, {"n": 1})
+    held = []
+    with connection("embedded", tmp_path) as conn:
+        channel = conn.channel()
+        channel.basic_qos(prefetch_count=1)
+        consumer = Consumer(channel, queues=[QUEUE], accept=["json"])
+        consumer.register_callback(lambda body, message: held.append(message))
+        with consumer:
+            conn.drain_events(timeout=5)
+            assert len(held) == 1
+            returned = threading.Event()
+
+            def drain_while_holding() -> None:
+                with contextlib.suppress(TimeoutError):
+                    conn.drain_events(timeout=60)
+                returned.set()
+
+            threading.Thread(target=drain_while_holding, daemon=True).start()
+            assert returned.wait(10), "drain_events blocked while a message waited for its ack"
+            held[0].ack()
+            assert not channel.qos.holding()
+            with pytest.raises(TimeoutError):
+                conn.drain_events(timeout=0.3)  # nothing held: it waits for the timeout
