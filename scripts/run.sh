@@ -6,33 +6,85 @@
 #   web       127.0.0.1:WEB_PORT (default 8000; or WEB_BIND), Flower on FLOWER_PORT (5555)
 #   MQTT      the MQTT listener runs only when MQTT_URL or MQTT_SUBSCRIPTIONS is set
 #   SHAPE     home (default): small enough to run beside Home Assistant: one web process with
-#             WEB_THREADS threads, one worker (prefork, WORKER_CONCURRENCY=2) with beat inside
-#             it (-B), the listeners; Flower only with FLOWER=1 (docs/benchmarks.md).
+#             WEB_THREADS threads, one worker (prefork, WORKER_CONCURRENCY=1) that sends beat's
+#             schedule itself, the listeners; Flower only with FLOWER=1 (docs/benchmarks.md).
 #             scale: the Procfile as it is: separate beat, WEB_WORKERS and WORKER_CONCURRENCY 2,
 #             Flower (the container image and several machines use this shape).
+#   .env      KEY=value lines read first, as honcho and foreman do (the environment wins)
 # Ctrl-C or SIGTERM stops every process it started. It prints one block once /ready answers.
 #   scripts/run.sh --processes    prints the Procfile entries it would start, and exits
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+load_env_file() {  # load_env_file FILE: export its KEY=value lines not already set, unexpanded
+    local line key value
+    while IFS= read -r line || [ -n "$line" ]; do
+        [[ "$line" =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
+        key="${BASH_REMATCH[2]}" value="${BASH_REMATCH[3]}"
+        if [[ "$value" =~ ^\"(.*)\"$ || "$value" =~ ^\'(.*)\'$ ]]; then value="${BASH_REMATCH[1]}"; fi
+        [ -n "${!key+set}" ] || export "$key=$value"
+    done <"$1"
+}
+if [ -f .env ]; then load_env_file .env; fi
+
 export DATA_DIR="$(realpath -m "${DATA_DIR:-.data}")"
 INFLUX_PORT="${INFLUX_PORT:-8086}"
 export WEB_BIND="${WEB_BIND:-127.0.0.1:${WEB_PORT:-8000}}"
 export FLOWER_PORT="${FLOWER_PORT:-5555}"
-export LOG_FORMAT="${LOG_FORMAT:-console}"
+export LOG_FORMAT="${LOG_FORMAT:-console}" PYTHONUNBUFFERED=1
 export PATH="$PWD/.venv/bin:$PATH"
 manage() { python manage.py "$@"; }
 
-influxd_pid="" banner_pid="" honcho_pid=""
+influxd_pid="" banner_pid=""
+declare -A started=()  # process id -> Procfile name, for what is running
 stop_pid() {  # stop_pid PID: SIGTERM, then wait for it to be gone (SIGKILL after 20 s)
     kill -TERM "$1" 2>/dev/null || return 0
     for _ in $(seq 1 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
     kill -KILL "$1" 2>/dev/null || true
 }
+# --- the processes ---------------------------------------------------------------------------
+# A few lines of shell supervise them, not honcho (~20 MiB and ten wake-ups a second of its own;
+# docs/benchmarks.md): each Procfile line runs in a session of its own, its output lines
+# prefixed with its name. Ctrl-C reaches the terminal's whole foreground group: only this
+# script and the prefixers are in it, so every process gets exactly one SIGTERM, from here.
+STOP_SECONDS=20  # then SIGKILL (gunicorn's graceful timeout is 20 s)
+name_width=0
+
+prefix() {  # prefix NAME: copy stdin to stdout, each line starting "NAME | "
+    trap '' INT TERM  # outlive a Ctrl-C: the process may still log while it stops
+    exec sed -u "s/^/$(printf "%-${name_width}s |" "$1") /"
+}
+
+start_process() {  # start_process NAME: the process file's line NAME
+    local command
+    command="$(sed -n "s/^$1:[[:space:]]*//p" "$procfile")"
+    setsid bash -c "$command" </dev/null > >(prefix "$1") 2>&1 &
+    started[$!]="$1"
+    echo "run: started $1 (pid $!)"
+}
+
+stop_processes() {  # SIGTERM to each process, SIGKILL to the sessions of those left after STOP_SECONDS
+    local pid waited=0
+    [ "${#started[@]}" -gt 0 ] || return 0
+    for pid in "${!started[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    while [ "$waited" -lt $((STOP_SECONDS * 10)) ]; do
+        for pid in "${!started[@]}"; do
+            kill -0 "$pid" 2>/dev/null || unset "started[$pid]"
+        done
+        [ "${#started[@]}" -gt 0 ] || return 0
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    for pid in "${!started[@]}"; do
+        echo "run: ${started[$pid]} did not stop within ${STOP_SECONDS} s: killing it" >&2
+        kill -KILL -- "-$pid" 2>/dev/null || true
+    done
+}
+
 cleanup() {
     set +e  # a process already gone must not end the cleanup early
     if [ -n "$banner_pid" ]; then kill -TERM "$banner_pid" 2>/dev/null; fi
-    if [ -n "$honcho_pid" ]; then stop_pid "$honcho_pid"; fi
+    stop_processes
     if [ -n "$influxd_pid" ]; then
         echo "run: stopping the InfluxDB it started (pid $influxd_pid)"
         stop_pid "$influxd_pid"
@@ -82,14 +134,13 @@ case "${FLOWER:=0}" in
     *) echo "run: FLOWER=$FLOWER: expected 1 (start Flower) or 0" >&2; exit 1 ;;
 esac
 if [ "$SHAPE" = home ]; then
-    # Two worker children, not one: on the embedded broker one child takes a task only every
-    # ~2 s (docs/benchmarks.md, footprint), too slow for 100 events/s.
-    export WEB_WORKERS="${WEB_WORKERS:-1}" WORKER_CONCURRENCY="${WORKER_CONCURRENCY:-2}"
+    # One worker child writes a few hundred events/s (docs/benchmarks.md, footprint).
+    export WEB_WORKERS="${WEB_WORKERS:-1}" WORKER_CONCURRENCY="${WORKER_CONCURRENCY:-1}"
 fi
 
 process_names() {
     local names="web worker listener_homeassistant"
-    # beat runs inside the worker in the home shape (worker -B: ~50 MiB PSS less).
+    # The home shape's worker sends beat's schedule itself (--send-periodic-tasks): no beat.
     if [ "$SHAPE" = scale ]; then names="$names beat"; fi
     if [ "$FLOWER" = 1 ]; then names="$names flower"; fi
     # Nothing to listen to without an MQTT broker: no process logging connection errors forever.
@@ -101,10 +152,11 @@ process_file() {  # the Procfile, or for the home shape the Procfile's lines mad
     if [ "$SHAPE" = scale ]; then echo Procfile && return; fi
     # The options added last win (gunicorn's argparse, celery's click): the Procfile stays the
     # one place each command is written. The prefork pool keeps acks_late, reject_on_worker_lost
-    # and both time limits exactly as in the scale shape; threads serve the web requests; beat
-    # runs inside the worker (-B: a forked process sharing the worker's pages).
+    # and both time limits exactly as in the scale shape; threads serve the web requests; the
+    # worker's own timer sends beat's schedule (ingestor_project/periodic_tasks.py), where
+    # --beat would fork a process of its own for it.
     sed -e '/^web:/ s/$/ --threads ${WEB_THREADS:-4}/' \
-        -e '/^worker:/ s/$/ --beat/' Procfile >"$DATA_DIR/Procfile.home"
+        -e '/^worker:/ s/$/ --send-periodic-tasks/' Procfile >"$DATA_DIR/Procfile.home"
     echo "$DATA_DIR/Procfile.home"
 }
 
@@ -129,18 +181,23 @@ flower_url="http://${flower_host}:${FLOWER_PORT}"
 manage startup_banner --web-url "http://${web_host}:${WEB_BIND##*:}" --flower-url "$flower_url" &
 banner_pid=$!
 
-# honcho runs in the background so that this shell's traps run at once on a signal (bash defers
-# a trap while a foreground child runs); honcho stops its processes on SIGTERM. In a session of
-# its own: Ctrl-C reaches the whole foreground group, and honcho crashes on a second signal
-# arriving while it reports the first, leaving its processes behind; this way it gets just one.
 procfile="$(process_file)"
-# shellcheck disable=SC2046 # one word per process name
-setsid honcho start -f "$procfile" $(process_names) &
-honcho_pid=$!
-trap 'kill -TERM "$honcho_pid" 2>/dev/null || true' INT TERM
-status=0
-while kill -0 "$honcho_pid" 2>/dev/null; do
-    wait "$honcho_pid" && status=0 || status=$?
+for name in $(process_names); do
+    if [ "${#name}" -gt "$name_width" ]; then name_width="${#name}"; fi
 done
-honcho_pid=""
+stopping=""
+trap 'stopping=1' INT TERM  # wait -n returns at once on a trapped signal
+for name in $(process_names); do start_process "$name"; done
+status=0
+while [ -z "$stopping" ]; do
+    exited=""
+    wait -n -p exited "${!started[@]}" && status=0 || status=$?
+    if [ -z "$stopping" ] && [ -n "$exited" ]; then
+        echo "run: ${started[$exited]} exited with status $status: stopping the others" >&2
+        unset "started[$exited]"
+        [ "$status" != 0 ] || status=1  # the processes run until stopped: any exit is a failure
+        break
+    fi
+done
+[ -z "$stopping" ] || status=0
 exit "$status"

@@ -147,11 +147,12 @@ def test_make_run_writes_simulator_points_within_a_minute_and_stops_everything(m
     commands = command_lines(descendants(process.pid))
     assert sum("gunicorn" in c for c in commands) == 2  # master and one threaded worker
     workers = [c for c in commands if " worker " in c and "celery" in c]
-    # main, two pool children and the embedded beat (-B), all forks of one command
-    assert len(workers) == 4 and all(c.rstrip().endswith("--beat") for c in workers)
-    assert not [c for c in commands if " beat " in c or " flower" in c]  # no beat, Flower roles
-    # beat inside the worker: the periodic replay of dead letters still runs. A dead letter
-    # of an outage (retryable) is written by it within a few periods.
+    # main and one pool child, a fork of it; no beat process forked (--beat) or of its own
+    assert len(workers) == 2 and all(c.rstrip().endswith("--send-periodic-tasks") for c in workers)
+    assert not [c for c in commands if " beat " in c or " flower" in c or "--beat" in c]
+    assert not [c for c in commands if "honcho" in c]  # run.sh supervises the processes
+    # The worker sends beat's schedule: the periodic replay of dead letters still runs. A dead
+    # letter of an outage (retryable) is written by it within a few periods.
     add_retryable_dead_letter(data / "db.sqlite3")
     wait_until(
         lambda: dead_letter_status(data / "db.sqlite3") == "replayed",
@@ -246,7 +247,8 @@ def test_the_home_shape_is_the_procfile_made_small(tmp_path):
     # The same commands as the Procfile, with options added last (they win).
     assert commands["web"].startswith(next(x for x in procfile.splitlines() if x[:4] == "web:")[5:])
     assert commands["web"].endswith("--threads ${WEB_THREADS:-4}")
-    assert commands["worker"].endswith("--beat") and "--pool" not in commands["worker"]  # prefork
+    worker = commands["worker"]
+    assert worker.endswith("--send-periodic-tasks") and "--pool" not in worker  # prefork
     assert run_sh("--process-file", DATA_DIR=str(tmp_path), SHAPE="scale") == procfile
 
 
