@@ -1,18 +1,27 @@
 """The footprint of what `make run` starts (everything but InfluxDB): memory and CPU beside HA.
 
-    .venv/bin/python bench/footprint.py [--seconds 60] [--shape home|scale] [--write-docs]
+    .venv/bin/python bench/footprint.py [--seconds 60] [--shape home|scale]
+                                        [--source beside-ha|built-in ...] [--write-docs]
 
-For each load (idle: the simulator at 0.01 events/s, no event in the window; then 100 events/s)
-a fresh `make run` on private ports and a private data directory: once /ready answers and a
-settling spell has passed, every process of ours is sampled over the window: PSS and RSS from
-/proc/<pid>/smaps_rollup (the largest total seen), CPU from utime + stime + cutime + cstime of
-/proc/<pid>/stat (children included), as a percentage of one core over the same window.
-honcho, its shells, make and run.sh are listed and counted too; InfluxDB is not.
+For each source and load (idle: the simulator at 0.01 events/s, no event in the window; then
+100 events/s) a fresh `make run` on private ports and a private data directory: once /ready
+answers and a settling spell has passed, every process of ours is sampled over the window: PSS
+and RSS from /proc/<pid>/smaps_rollup (the largest total seen), CPU from utime + stime + cutime
++ cstime of /proc/<pid>/stat (children included), as a percentage of one core over the window.
+make, run.sh and its output prefixers are counted too; InfluxDB is not.
+
+Sources: `beside-ha` is what a home runs: HA_URL set, so `make run` starts no simulator; the
+simulator stands in for Home Assistant in a process of its own and, like HA and InfluxDB, is
+not counted. `built-in` is `make run` with nothing configured: the simulator is a thread of the
+listener process, its CPU shown apart (`simulator_cpu_pct`), its memory inside the listener's.
+The backlog is the ingest messages waiting in the embedded broker at the window's end: 0 means
+the worker keeps up.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -30,6 +39,8 @@ BEGIN, END = "<!-- footprint:begin -->", "<!-- footprint:end -->"
 TICK = os.sysconf("SC_CLK_TCK")
 LOADS = {"idle": 0.01, "100 events/s": 100.0}
 TARGET_PSS_MIB, TARGET_CPU_BUSY, TARGET_CPU_IDLE = 250, 2.0, 0.5
+SOURCES = {"beside-ha": "beside Home Assistant", "built-in": "built-in simulator"}
+HA_TOKEN = "footprint-bench-token"  # the bench's own simulator, nothing else
 # The first word of our command lines that names the role (gunicorn's contains "--workers").
 ROLES = {
     "gunicorn": "web",
@@ -144,29 +155,54 @@ def window(root: int, seconds: float) -> dict:
     }
 
 
-def run_stack(workdir: Path, rate: float, shape: str, seconds: float, settle: float) -> dict:
+def run_stack(
+    workdir: Path, rate: float, shape: str, source: str, seconds: float, settle: float
+) -> dict:
     """One `make run` at `rate` events/s, measured over `seconds` after /ready and `settle`."""
     env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TERM") if k in os.environ}
     ports = {"INFLUX_PORT": free_influx_port(), "WEB_PORT": free_port(), "FLOWER_PORT": free_port()}
     env |= {k: str(v) for k, v in ports.items()}
     env |= {"DATA_DIR": str(workdir / "data"), "SIMULATOR_RATE": str(rate), "SHAPE": shape}
-    log_path = workdir / "make-run.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            ["make", "--no-print-directory", "run"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    with contextlib.ExitStack() as stack:
+        if source == "beside-ha":
+            env |= stack.enter_context(home_assistant(workdir, rate))
+        log_path = workdir / "make-run.log"
+        process = stack.enter_context(
+            started(["make", "--no-print-directory", "run"], env, log_path)
         )
-    try:
         wait(lambda: b"Ingestor is ready" in log_path.read_bytes(), 120, "the banner", 0.5)
         time.sleep(settle)  # start-up work (imports, first connections, first flushes) is over
-        return {"rate": rate, **window(process.pid, seconds)}
+        measured = window(process.pid, seconds)
+        backlog = len(list((workdir / "data" / "broker").glob("*.ingest.msg")))
+        return {"rate": rate, "source": source, "backlog": backlog, **measured}
+
+
+@contextlib.contextmanager
+def started(command: list[str], env: dict, log_path: Path):
+    """A process in a session of its own, its output in log_path; SIGTERM and a wait at the end."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield process
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)
+
+
+@contextlib.contextmanager
+def home_assistant(workdir: Path, rate: float):
+    """The simulator as Home Assistant: a process of its own; yields the settings pointing at it."""
+    port = free_port()
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env |= {"DATA_DIR": str(workdir / "home-assistant"), "SECRET_KEY": "footprint-bench-only"}
+    command = [sys.executable, "manage.py", "simulate_homeassistant", "--port", str(port),
+               "--rate", str(rate), "--entities", "50", "--token", HA_TOKEN]  # fmt: skip
+    with started(command, env, workdir / "home-assistant.log"):
+        wait(lambda: _listening(port), 60, "the simulated Home Assistant", 0.2)
+        yield {"HA_URL": f"http://127.0.0.1:{port}", "HA_TOKEN": HA_TOKEN}
 
 
 def free_influx_port() -> int:
@@ -185,7 +221,7 @@ def _listening(port: int) -> bool:
 
 
 def markdown(results: dict[str, dict], shape: str) -> str:
-    """Per-process table for each load, then the targets."""
+    """Per-process table of one source, a column per load."""
     loads = list(results)
     lines = [f"| process | {' | '.join(f'PSS / RSS MiB, CPU % ({n})' for n in loads)} |"]
     lines.append("|---" * (len(loads) + 1) + "|")
@@ -201,23 +237,32 @@ def markdown(results: dict[str, dict], shape: str) -> str:
         lines.append(f"| {name} | {' | '.join(cells)} |")
     total = [f"**{r['pss_mib']} / {r['rss_mib']}, {r['cpu_pct']} %**" for r in results.values()]
     lines.append(f"| **total ({shape} shape)** | {' | '.join(total)} |")
+    if any(r["simulator_cpu_pct"] for r in results.values()):
+        cells = [f"{r['simulator_cpu_pct']} %" for r in results.values()]
+        lines.append(f"| of which the simulator's thread (CPU) | {' | '.join(cells)} |")
+    backlog = [f"{r['backlog']} batches" for r in results.values()]
+    lines.append(f"| backlog at the end (0: the worker keeps up) | {' | '.join(backlog)} |")
     return "\n".join(lines)
 
 
-def targets(results: dict[str, dict]) -> str:
-    idle, busy = results["idle"], results["100 events/s"]
-    rows = [
-        (f"≤ {TARGET_PSS_MIB} MiB PSS at idle", idle["pss_mib"] <= TARGET_PSS_MIB,
-         f"{idle['pss_mib']} MiB"),
-        (f"≤ {TARGET_PSS_MIB} MiB PSS at 100 events/s", busy["pss_mib"] <= TARGET_PSS_MIB,
-         f"{busy['pss_mib']} MiB"),
-        (f"≤ {TARGET_CPU_BUSY} % of one core at 100 events/s", busy["cpu_pct"] <= TARGET_CPU_BUSY,
-         f"{busy['cpu_pct']} %"),
-        (f"idle ≤ {TARGET_CPU_IDLE} % of one core", idle["cpu_pct"] <= TARGET_CPU_IDLE,
-         f"{idle['cpu_pct']} %"),
+def targets(by_source: dict[str, dict[str, dict]]) -> str:
+    """The issue's targets, checked for each source."""
+    out = [f"| target | {' | '.join(SOURCES[s] for s in by_source)} |"]
+    out.append("|---" * (len(by_source) + 1) + "|")
+    checks = [
+        (f"≤ {TARGET_PSS_MIB} MiB PSS at idle", "idle", "pss_mib", TARGET_PSS_MIB, "MiB"),
+        (f"≤ {TARGET_PSS_MIB} MiB PSS at 100 events/s", "100 events/s", "pss_mib",
+         TARGET_PSS_MIB, "MiB"),
+        (f"≤ {TARGET_CPU_BUSY} % of one core at 100 events/s", "100 events/s", "cpu_pct",
+         TARGET_CPU_BUSY, "%"),
+        (f"idle ≤ {TARGET_CPU_IDLE} % of one core", "idle", "cpu_pct", TARGET_CPU_IDLE, "%"),
     ]  # fmt: skip
-    out = ["| target | met | measured |", "|---|---|---|"]
-    out += [f"| {name} | {'yes' if ok else '**no**'} | {value} |" for name, ok, value in rows]
+    for name, load, key, limit, unit in checks:
+        cells = []
+        for results in by_source.values():
+            value = results[load][key]
+            cells.append(f"{'met' if value <= limit else '**not met**'}: {value} {unit}")
+        out.append(f"| {name} | {' | '.join(cells)} |")
     return "\n".join(out)
 
 
@@ -238,18 +283,30 @@ def main() -> None:
     parser.add_argument("--shape", default="home", choices=["home", "scale"])
     parser.add_argument("--out", default=str(ROOT / "bench-results"))
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument(
+        "--source", nargs="+", default=list(SOURCES), choices=list(SOURCES),
+        help="beside-ha: the simulator in a process of its own, not counted (as HA); built-in: "
+        "make run with nothing configured",
+    )  # fmt: skip
     args = parser.parse_args()
-    results = {}
-    for name, rate in LOADS.items():
-        workdir = Path(tempfile.mkdtemp(prefix="ingestor-footprint-"))
-        results[name] = run_stack(workdir, rate, args.shape, args.seconds, args.settle)
+    by_source: dict[str, dict[str, dict]] = {}
+    for source in args.source:
+        for name, rate in LOADS.items():
+            workdir = Path(tempfile.mkdtemp(prefix="ingestor-footprint-"))
+            by_source.setdefault(source, {})[name] = run_stack(
+                workdir, rate, args.shape, source, args.seconds, args.settle
+            )
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     text = (
         f"Measured by `make bench` (`bench/footprint.py`, `{args.shape}` shape) on "
         f"{os.cpu_count()} cores, load average {load} after the run: PSS / RSS at the window's "
-        f"peak and CPU % of one core over {args.seconds:g} s.\n\n"
-        f"{markdown(results, args.shape)}\n\n{targets(results)}"
+        f"peak and CPU % of one core over {args.seconds:g} s."
     )
+    for source, results in by_source.items():
+        title = SOURCES[source]
+        text += f"\n\n{title[0].upper()}{title[1:]}:\n\n{markdown(results, args.shape)}"
+    text += f"\n\n{targets(by_source)}"
+    results = by_source
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"footprint-{args.shape}.json").write_text(json.dumps(results, indent=2))

@@ -216,6 +216,6 @@ def test_the_run_script_starts_the_ingestor_from_options_and_stops_cleanly(tmp_p
         finally:
             processes.stop_all()
     log = processes.log("addon")
-    assert "started web, worker, beat, listener-homeassistant" in log
+    assert "started web, worker, listener-homeassistant" in log  # the home shape: no beat
     assert (tmp_path / "data/secret_key").exists()
     assert influx_db.count() == delivered

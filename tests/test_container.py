@@ -219,13 +219,14 @@ def compose_binary() -> Path:
     return binary
 
 
-def compose_config(tmp_path: Path, env: str) -> subprocess.CompletedProcess:
+def compose_config(tmp_path: Path, env: str, *overrides: str) -> subprocess.CompletedProcess:
     # A copy of docker/, so the env file compose reads (docker/.env) is the test's own.
     stack = tmp_path / "docker"
     shutil.copytree(COMPOSE.parent, stack, ignore=shutil.ignore_patterns(".env"))
     (stack / ".env").write_text(env)
+    files = [arg for name in (COMPOSE.name, *overrides) for arg in ("-f", str(stack / name))]
     return subprocess.run(
-        [str(compose_binary()), "-f", str(stack / COMPOSE.name), "config", "--format", "json"],
+        [str(compose_binary()), *files, "config", "--format", "json"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -255,6 +256,22 @@ def test_docker_compose_accepts_the_stack_with_the_example_settings_filled_in(tm
     )
     assert worker["environment"]["SECRET_KEY"] == "set-by-test"  # from the env_file
     assert config["services"]["mosquitto"]["configs"][0]["target"].endswith("mosquitto.conf")
+
+
+def test_the_home_override_runs_the_home_shape_and_keeps_the_rest(tmp_path):
+    filled = fill_secrets((COMPOSE.parent / "env.example").read_text())
+    result = compose_config(tmp_path, filled, "compose.home.yml")
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    # beat and Flower are in profiles nobody activates by default: not started
+    assert "beat" not in services and "flower" not in services
+    assert services["web"]["command"] == ["web", "--threads", "4"]
+    assert services["web"]["environment"]["WEB_WORKERS"] == "1"
+    assert services["worker"]["command"] == ["worker", "--send-periodic-tasks"]
+    assert services["worker"]["environment"]["WORKER_CONCURRENCY"] == "1"
+    # the rest of the worker's settings and the other roles as in the full stack
+    assert services["worker"]["environment"]["HEALTH_CHECKS"] == "database,broker,influxdb"
+    assert {"listener-homeassistant", "rabbitmq", "postgres", "influxdb"} <= set(services)
 
 
 def test_docker_compose_refuses_to_start_without_the_passwords(tmp_path):

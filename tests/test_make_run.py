@@ -262,3 +262,37 @@ def test_a_mistyped_shape_stops_with_one_sentence():
     )
     assert result.returncode == 1
     assert "SHAPE=tiny" in result.stderr and "home" in result.stderr
+
+
+def test_a_dot_env_file_is_read_as_honcho_read_it_and_the_environment_wins(tmp_path):
+    # A checkout of its own (run.sh works from the directory above its own), with a .env as
+    # `convert_ha_config >> .env` or a copied .env.example leaves it.
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "run.sh").write_text((ROOT / "scripts" / "run.sh").read_text())
+    (tmp_path / "Procfile").write_text((ROOT / "Procfile").read_text())
+    (tmp_path / ".env").write_text(
+        "# MQTT\nexport MQTT_URL='mqtt://user:pa$$word@broker:1883'\nSHAPE=scale\nFLOWER=0\n"
+    )
+    script = (
+        'source <(sed -n "/^load_env_file()/,/^}/p" scripts/run.sh); load_env_file .env; '
+        'printf "%s\\n" "$MQTT_URL" "$SHAPE"; bash scripts/run.sh --processes'
+    )
+    result = subprocess.run(
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        env={**BASE_ENV, "FLOWER": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    url, shape, names = result.stdout.splitlines()
+    assert url == "mqtt://user:pa$$word@broker:1883"  # quotes removed, nothing expanded
+    assert shape == "scale"
+    assert set(names.split()) == {
+        "web",
+        "worker",
+        "beat",
+        "listener_homeassistant",
+        "listener_mqtt",
+        "flower",
+    }  # FLOWER=1 from the environment

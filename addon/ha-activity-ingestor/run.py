@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The add-on's entry point: /data/options.json becomes the ingestor's environment, then every
-role runs as a child of this process (web, worker, beat, the listeners) until one of them ends
+role runs as a child of this process (web, worker, the listeners) until one of them ends
 or the Supervisor stops the add-on.
 
 Each option is the environment variable of the same name in upper case (.env.example lists them
@@ -28,8 +28,11 @@ ROLES = {
         "ingestor_project.wsgi",
         "--bind",
         "{WEB_BIND}",
+        # The home shape of `make run` (README "Which shape"): beside HA on small hardware.
         "--workers",
-        "2",
+        "1",
+        "--threads",
+        "4",
         "--access-logfile",
         "-",
         "--graceful-timeout",
@@ -45,17 +48,11 @@ ROLES = {
         "-Q",
         "{CELERY_INGEST_QUEUE},{CELERY_MAINTENANCE_QUEUE}",
         "--concurrency",
-        "2",
+        "1",
         "-l",
         "{LOG_LEVEL}",
-    ],
-    "beat": [
-        "celery",
-        "-A",
-        "ingestor_project",
-        "beat",
-        "-l",
-        "{LOG_LEVEL}",
+        # beat's schedule (the dead-letter replay) from the worker itself: no beat process
+        "--send-periodic-tasks",
     ],
     "listener-homeassistant": [sys.executable, "manage.py", "listen_homeassistant"],
     "listener-mqtt": [sys.executable, "manage.py", "listen_mqtt"],
@@ -117,7 +114,7 @@ def secret_key_file(data_dir: Path) -> Path:
 
 
 def roles(env: dict[str, str]) -> dict[str, list[str]]:
-    names = ["web", "worker", "beat", "listener-homeassistant"]
+    names = ["web", "worker", "listener-homeassistant"]
     if env.get("MQTT_URL"):
         names.append("listener-mqtt")
     return {name: [part.format(**env) for part in ROLES[name]] for name in names}
