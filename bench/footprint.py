@@ -198,8 +198,10 @@ def home_assistant(workdir: Path, rate: float):
     port = free_port()
     env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
     env |= {"DATA_DIR": str(workdir / "home-assistant"), "SECRET_KEY": "footprint-bench-only"}
+    # --slice 0.01: at home rates one event per frame, as HA sends them
     command = [sys.executable, "manage.py", "simulate_homeassistant", "--port", str(port),
-               "--rate", str(rate), "--entities", "50", "--token", HA_TOKEN]  # fmt: skip
+               "--rate", str(rate), "--entities", "50", "--token", HA_TOKEN,
+               "--slice", "0.01"]  # fmt: skip
     with started(command, env, workdir / "home-assistant.log"):
         wait(lambda: _listening(port), 60, "the simulated Home Assistant", 0.2)
         yield {"HA_URL": f"http://127.0.0.1:{port}", "HA_TOKEN": HA_TOKEN}

@@ -29,8 +29,10 @@ log = structlog.get_logger(__name__)
 HA_VERSION = "2025.1.0"
 DEFAULT_TOKEN = "simulator-token"  # noqa: S105 - a well-known default for local runs, not a secret
 # The generator wakes this often and emits what the rate says is due by now. Sleeping per
-# event cannot pace tens of thousands of events a second; 10 ms slices can, within ~1 %.
-TICK_SECONDS = 0.01
+# event cannot pace tens of thousands of events a second; slices can, within ~1 %. At home
+# rates a wake costs far more than an event, so 50 ms (events reach clients at most that much
+# after their stamps, which spread over the slice) rather than a wake per event at 100/s.
+TICK_SECONDS = 0.05
 MAX_TICK_SECONDS = 1.0
 # After a stall (GC, a busy CPU) the owed events are caught up at most this many seconds'
 # worth per slice, so one burst never blocks the loop for long.
@@ -76,10 +78,13 @@ class HomeAssistantSimulator:
         poison_ratio: float = 0.0,
         poison_kinds: tuple[str, ...] = POISON_KINDS,
         ssl_context: ssl.SSLContext | None = None,
+        slice_seconds: float = TICK_SECONDS,
     ) -> None:
         self.host, self.port, self.token = host, port, token
         self.ssl_context = ssl_context  # a server context: wss:// (tests of the listener's TLS)
         self.rate, self.events = float(rate), events
+        # Shorter slices send a home's events in more, smaller frames, as a real HA does.
+        self.slice_seconds = slice_seconds
         self.seed = seed
         self.wait_for_subscriber = wait_for_subscriber
         self.drop_every = drop_every or None
@@ -319,7 +324,7 @@ class HomeAssistantSimulator:
         self.source.restart_slices()
         burst = max(1, int(self.rate * MAX_CATCH_UP_SECONDS))
         # A slice per event when events are rarer than slices: a quiet demo wakes no one 100 x/s.
-        tick = min(max(TICK_SECONDS, 1.0 / self.rate), MAX_TICK_SECONDS)
+        tick = min(max(self.slice_seconds, 1.0 / self.rate), MAX_TICK_SECONDS)
         while not self.generation_finished:
             await asyncio.sleep(tick)
             due = min(int((loop.time() - started) * self.rate) - emitted, burst)

@@ -31,6 +31,8 @@ from listeners.homeassistant.frames import decode_leniently, head, text_of
 from listeners.homeassistant.gapfill import GapFill
 from listeners.homeassistant.normalise import NormaliseError, normalise_event
 from listeners.homeassistant.websocket import (
+    READ_PACE_SECONDS,
+    PacedConnection,
     StopFlag,
     authenticate,
     open_websocket,
@@ -137,15 +139,23 @@ class HomeAssistantListener(StopFlag):
             self.metrics.connected(False)
 
     async def _tick_forever(self) -> None:
-        # Seals a partly filled batch once it is a flush interval old, even when HA is quiet.
-        period = min(0.25, self.batcher.interval / 2)
+        # Seals a partly filled batch once it is a flush interval old, even when HA is quiet:
+        # it wakes when the oldest held event is due, and an empty buffer is looked at once an
+        # interval, so no event waits longer than the interval, and a quiet listener sleeps.
         try:
             while True:
-                await asyncio.sleep(period)
+                await asyncio.sleep(self._until_due())
                 self.batcher.tick()
                 self.metrics.flush()
         finally:
             self.metrics.flush()
+
+    def _until_due(self) -> float:
+        batcher = self.batcher
+        if batcher.first_at is None:
+            return batcher.interval
+        due_in = batcher.first_at + batcher.interval - batcher.clock()
+        return min(max(due_in, 0.0), batcher.interval)
 
     # --- one connection ------------------------------------------------------------------
     async def session(self) -> None:
@@ -178,6 +188,8 @@ class HomeAssistantListener(StopFlag):
         # One watcher per connection ends a waiting recv on stop: a task and a wait per frame
         # cost more than the frame's own handling at home rates.
         watcher = asyncio.create_task(self._close_on_stop(ws))
+        if isinstance(ws, PacedConnection):
+            ws.pace = READ_PACE_SECONDS
         try:
             while not self.stopping:
                 try:

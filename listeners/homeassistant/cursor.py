@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import structlog
 from django.db import close_old_connections
+from django.utils import timezone
 
 from listeners.models import SourceCursor
 
@@ -79,9 +80,10 @@ class HighWaterMark:
             return
         try:
             close_old_connections()
-            SourceCursor.objects.update_or_create(
-                name=self.name, defaults={"position_ns": position}
-            )
+            # One UPDATE a second, not update_or_create's transaction around a SELECT and a save.
+            row = SourceCursor.objects.filter(name=self.name)
+            if not row.update(position_ns=position, updated_at=timezone.now()):
+                SourceCursor.objects.create(name=self.name, position_ns=position)
             self.saved = position
         except Exception as exc:  # noqa: BLE001 - retried with the next batch; never fatal
             log.warning(

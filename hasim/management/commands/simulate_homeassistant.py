@@ -14,7 +14,7 @@ import structlog
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from hasim.server import DEFAULT_TOKEN, HomeAssistantSimulator
+from hasim.server import DEFAULT_TOKEN, TICK_SECONDS, HomeAssistantSimulator
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +71,13 @@ class Command(BaseCommand):
             "--no-compression", action="store_true", help="refuse permessage-deflate"
         )
         parser.add_argument(
+            "--slice",
+            type=float,
+            default=TICK_SECONDS,
+            help="seconds between generation slices; 0.01 sends a home's events one frame each, "
+            "like a real HA (default %(default)s)",
+        )
+        parser.add_argument(
             "--exit-when-done", action="store_true", help="exit once --events are all written"
         )
 
@@ -84,8 +91,8 @@ class Command(BaseCommand):
             raise CommandError(f"simulator could not listen: {exc}") from exc
 
     def _simulator_options(self, options: dict) -> dict:
-        if options["rate"] < 0 or options["entities"] < 1:
-            raise CommandError("--rate must be >= 0 and --entities >= 1")
+        if options["rate"] < 0 or options["entities"] < 1 or options["slice"] <= 0:
+            raise CommandError("--rate must be >= 0, --entities >= 1 and --slice > 0")
         return {
             "host": options["host"],
             "port": options["port"],
@@ -100,6 +107,7 @@ class Command(BaseCommand):
             "wait_for_subscriber": not options["no_wait_for_subscriber"],
             "compression": not options["no_compression"],
             "max_outbox": options["max_outbox"],
+            "slice_seconds": options["slice"],
         }
 
 
