@@ -82,6 +82,9 @@ beat_schedule = {
 }
 beat_schedule_filename = str(settings.DATA_DIR / "celerybeat-schedule")
 worker_hijack_root_logger = False
-worker_send_task_events = True
+# Off until someone watches: Flower turns them on when it starts (and every few seconds after,
+# its enable_events), so its task list is as before; without it they cost a publish per task
+# state and a heartbeat every 2 s for nobody (docs/benchmarks.md, footprint).
+worker_send_task_events = False
 task_send_sent_event = False
 timezone = "UTC"

@@ -18,11 +18,12 @@ from listeners.homeassistant.errors import AuthFailed, ProtocolFailed
 HANDSHAKE_TIMEOUT = 10.0
 # A read shorter than this means a light stream (a home's events, one frame each): reading then
 # pauses for READ_PACE_SECONDS and the next frames gather in the kernel's buffer, so 100 events
-# a second wake the listener about 20 times, not 100. A wake costs more than the event it
-# brings; 50 ms is short beside the batch flush interval. Above ~4,000 events a second reads are
+# a second wake the listener about 10 times, not 100. A wake costs more than the event it
+# brings (50 ms: ~110 µs of CPU an event, 100 ms: ~75, bench/ha_path_cpu.py); 100 ms is short
+# beside the batch flush interval, and HA holds far more. Above ~1,500 events a second reads are
 # longer, and a busy stream (or a history answer) is read without pauses.
 LIGHT_READ_BYTES = 64 * 1024
-READ_PACE_SECONDS = 0.05
+READ_PACE_SECONDS = 0.1
 
 
 class PacedConnection(ClientConnection):

@@ -17,7 +17,7 @@ from kombu import Consumer, Producer
 
 from bench.broker_stress import QUEUE, connection, stress
 from ingestor_project import embedded_broker
-from tests.helpers import ROOT
+from tests.helpers import ROOT, wait_until
 
 
 def test_ten_thousand_messages_from_three_producers_to_three_consumers_exactly_once(tmp_path):
@@ -123,3 +123,33 @@ def test_a_consumer_holding_an_unacked_message_gets_control_back_to_ack_it(tmp_p
             assert not channel.qos.holding()
             with pytest.raises(TimeoutError):
                 conn.drain_events(timeout=0.3)  # nothing held: it waits for the timeout
+
+
+def test_a_waiting_consumer_wakes_when_a_message_arrives_not_by_polling(tmp_path, monkeypatch):
+    # Nothing rescans the folder within the test: only the rename of the message wakes the wait.
+    monkeypatch.setattr(embedded_broker.Transport, "RESCAN_SECONDS", 600.0)
+    got = []
+    with connection("embedded", tmp_path) as conn:
+        consumer = Consumer(conn.channel(), queues=[QUEUE], accept=["json"])
+        consumer.register_callback(lambda body, message: (got.append(body), message.ack()))
+        with consumer:
+            waiting = threading.Thread(target=conn.drain_events, kwargs={"timeout": 600})
+            waiting.start()
+            wait_until(lambda: conn.transport.watch is not None, 10, "the consumer to wait")
+            publish(tmp_path, {"n": 3})  # another connection, as another process would
+            waiting.join(10)
+            assert not waiting.is_alive(), "the arriving message did not wake the consumer"
+    assert got == [{"n": 3}]
+
+
+def test_closing_a_connection_closes_its_folder_watch(tmp_path):
+    def open_descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_descriptors()
+    for _ in range(200):  # /ready opens a connection per check: a leak would exhaust inotify
+        with connection("embedded", tmp_path) as conn:
+            with pytest.raises(TimeoutError):
+                conn.drain_events(timeout=0.001)
+            assert conn.transport.watch is not None
+    assert open_descriptors() <= before + 2
