@@ -296,3 +296,29 @@ def test_a_dot_env_file_is_read_as_honcho_read_it_and_the_environment_wins(tmp_p
         "listener_mqtt",
         "flower",
     }  # FLOWER=1 from the environment
+
+
+def test_a_process_that_ends_by_itself_stops_the_others_and_make_run_fails(tmp_path):
+    # run.sh in a checkout of its own: `python` (manage.py's steps and the banner) does nothing,
+    # and the Procfile's processes are stand-ins, one of which ends at once with status 3.
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "run.sh").write_text((ROOT / "scripts" / "run.sh").read_text())
+    stub = tmp_path / ".venv" / "bin" / "python"
+    stub.parent.mkdir(parents=True)
+    stub.write_text("#!/bin/sh\nexit 0\n")
+    stub.chmod(0o755)
+    (tmp_path / "Procfile").write_text(  # "#": the home shape appends options to web, worker
+        "web: exec sleep 300 #\n"
+        "worker: exec sleep 301 #\n"
+        "listener_homeassistant: echo cannot reach Home Assistant; exit 3\n"
+    )
+    env = {**BASE_ENV, "INFLUX_URL": "http://127.0.0.1:9", "DATA_DIR": str(tmp_path / "data")}
+    result = subprocess.run(
+        ["bash", "scripts/run.sh"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert "listener_homeassistant | cannot reach Home Assistant" in result.stdout
+    assert "run: listener_homeassistant exited with status 3: stopping the others" in result.stderr
+    sleeping = subprocess.run(["pgrep", "-f", "^sleep 30[01]$"], capture_output=True, text=True)
+    assert sleeping.stdout == "", "the other processes were left running"
