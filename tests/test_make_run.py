@@ -15,6 +15,7 @@ import stat
 import subprocess
 import time
 from pathlib import Path
+from urllib.request import urlopen
 
 import pytest
 
@@ -52,10 +53,11 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def make_run(tmp_path):
+def make_run(tmp_path, request):
     ports = {"INFLUX_PORT": free_influx_port(), "WEB_PORT": free_port(), "FLOWER_PORT": free_port()}
     env = {**BASE_ENV, "DATA_DIR": str(tmp_path / "data"), **{k: str(v) for k, v in ports.items()}}
     env["REPLAY_INTERVAL"] = "3"  # the periodic replay of dead letters, seen within the test
+    env |= getattr(request, "param", {})  # a test's own settings (indirect parametrization)
     log_path = tmp_path / "make-run.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -174,6 +176,30 @@ def test_make_run_writes_simulator_points_within_a_minute_and_stops_everything(m
         "every process make run started to be gone",
     )
     assert "stopping the InfluxDB it started" in log_path.read_text()
+
+
+@pytest.mark.services
+@pytest.mark.parametrize(
+    "make_run", [{"FLOWER": "1", "FLOWER_UNAUTHENTICATED_API": "1"}], indirect=True
+)
+def test_flower_shows_the_tasks_though_task_events_are_off_until_it_runs(make_run):
+    # worker_send_task_events is off (nobody pays for events without Flower); Flower turns them
+    # on when it starts, so its task list fills as before.
+    process, ports, _data, log_path, _started = make_run
+
+    def written_tasks() -> list[str]:
+        assert process.poll() is None, log_path.read_text()[-3000:]
+        url = f"http://127.0.0.1:{ports['FLOWER_PORT']}/api/tasks?limit=20"
+        try:
+            with urlopen(url, timeout=5) as response:
+                tasks = json.load(response)
+        except OSError:
+            return []
+        return [t["name"] for t in tasks.values() if t["state"] == "SUCCESS"]
+
+    wait_until(lambda: "tasks.write_events" in written_tasks(), 90, "Flower to list a batch")
+    process.send_signal(signal.SIGTERM)
+    process.wait(60)
 
 
 def test_run_stops_at_once_with_one_sentence_when_influxdb_cannot_be_had(tmp_path):
