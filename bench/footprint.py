@@ -7,7 +7,8 @@ For each source and load (idle: the simulator at 0.01 events/s, no event in the 
 100 events/s) a fresh `make run` on private ports and a private data directory: once /ready
 answers and a settling spell has passed, every process of ours is sampled over the window: PSS
 and RSS from /proc/<pid>/smaps_rollup (the largest total seen), CPU from utime + stime + cutime
-+ cstime of /proc/<pid>/stat (children included), as a percentage of one core over the window.
++ cstime of /proc/<pid>/stat (children included), as a percentage of one core over the window,
+and wake-ups a second: the context switches of all its threads (/proc/<pid>/task/*/status).
 make, run.sh and its output prefixers are counted too; InfluxDB is not.
 
 Sources: `beside-ha` is what a home runs: HA_URL set, so `make run` starts no simulator; the
@@ -93,8 +94,23 @@ def snapshot(root: int) -> dict[int, dict]:
             "pss_mib": kib.get("Pss", 0) / 1024,
             "rss_mib": kib.get("Rss", 0) / 1024,
             "ticks": sum(int(stat[i]) for i in (11, 12, 13, 14)),
+            "wakeups": wakeups(pid),
         }
     return found
+
+
+def wakeups(pid: int) -> int:
+    """Context switches of every thread of the process so far: about how often it woke up."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            status = (task / "status").read_text()
+        except OSError:
+            continue
+        total += sum(
+            int(line.split()[1]) for line in status.splitlines() if "ctxt_switches" in line
+        )
+    return total
 
 
 def simulator_ticks(pid: int) -> int:
@@ -142,6 +158,7 @@ def window(root: int, seconds: float) -> dict:
                 "rss_mib": round(memory["rss_mib"], 1),
                 "cpu_pct": round(used / elapsed * 100, 2),
                 "simulator_cpu_pct": round(simulator / elapsed * 100, 2),
+                "wakeups_per_s": round((proc["wakeups"] - before["wakeups"]) / elapsed, 1),
                 "new": pid not in first,
             }
         )
@@ -152,6 +169,7 @@ def window(root: int, seconds: float) -> dict:
         "rss_mib": round(sum(r["rss_mib"] for r in rows), 1),
         "cpu_pct": round(sum(r["cpu_pct"] for r in rows), 2),
         "simulator_cpu_pct": round(sum(r["simulator_cpu_pct"] for r in rows), 2),
+        "wakeups_per_s": round(sum(r["wakeups_per_s"] for r in rows), 1),
     }
 
 
@@ -225,7 +243,8 @@ def _listening(port: int) -> bool:
 def markdown(results: dict[str, dict], shape: str) -> str:
     """Per-process table of one source, a column per load."""
     loads = list(results)
-    lines = [f"| process | {' | '.join(f'PSS / RSS MiB, CPU % ({n})' for n in loads)} |"]
+    header = " | ".join(f"PSS / RSS MiB, CPU %, wake-ups/s ({n})" for n in loads)
+    lines = [f"| process | {header} |"]
     lines.append("|---" * (len(loads) + 1) + "|")
     names = sorted({r["process"] for res in results.values() for r in res["processes"]})
     for name in names:
@@ -233,11 +252,17 @@ def markdown(results: dict[str, dict], shape: str) -> str:
         for res in results.values():
             rows = [r for r in res["processes"] if r["process"] == name]
             cells.append(
-                " + ".join(f"{r['pss_mib']} / {r['rss_mib']}, {r['cpu_pct']} %" for r in rows)
+                " + ".join(
+                    f"{r['pss_mib']} / {r['rss_mib']}, {r['cpu_pct']} %, {r['wakeups_per_s']}"
+                    for r in rows
+                )
                 or "-"
             )
         lines.append(f"| {name} | {' | '.join(cells)} |")
-    total = [f"**{r['pss_mib']} / {r['rss_mib']}, {r['cpu_pct']} %**" for r in results.values()]
+    total = [
+        f"**{r['pss_mib']} / {r['rss_mib']}, {r['cpu_pct']} %, {r['wakeups_per_s']}**"
+        for r in results.values()
+    ]
     lines.append(f"| **total ({shape} shape)** | {' | '.join(total)} |")
     if any(r["simulator_cpu_pct"] for r in results.values()):
         cells = [f"{r['simulator_cpu_pct']} %" for r in results.values()]
