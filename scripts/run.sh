@@ -185,9 +185,11 @@ procfile="$(process_file)"
 for name in $(process_names); do
     if [ "${#name}" -gt "$name_width" ]; then name_width="${#name}"; fi
 done
+# A signal while they start: this script exits (its traps above) and stops what it started. A
+# child forked but not yet running its program has these traps too, so it exits as well.
+for name in $(process_names); do start_process "$name"; done
 stopping=""
 trap 'stopping=1' INT TERM  # wait -n returns at once on a trapped signal
-for name in $(process_names); do start_process "$name"; done
 status=0
 while [ -z "$stopping" ]; do
     exited=""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import sqlite3
@@ -333,9 +334,10 @@ def test_a_process_that_ends_by_itself_stops_the_others_and_make_run_fails(tmp_p
     stub.parent.mkdir(parents=True)
     stub.write_text("#!/bin/sh\nexit 0\n")
     stub.chmod(0o755)
+    marker = f"{secrets.randbelow(10**6) + 10**6}.5"  # sleeps of this run only, found by it
     (tmp_path / "Procfile").write_text(  # "#": the home shape appends options to web, worker
-        "web: exec sleep 300 #\n"
-        "worker: exec sleep 301 #\n"
+        f"web: exec sleep {marker} #\n"
+        f"worker: exec sleep {marker} #\n"
         "listener_homeassistant: echo cannot reach Home Assistant; exit 3\n"
     )
     env = {**BASE_ENV, "INFLUX_URL": "http://127.0.0.1:9", "DATA_DIR": str(tmp_path / "data")}
@@ -346,5 +348,5 @@ def test_a_process_that_ends_by_itself_stops_the_others_and_make_run_fails(tmp_p
     assert result.returncode == 3, result.stderr
     assert "listener_homeassistant | cannot reach Home Assistant" in result.stdout
     assert "run: listener_homeassistant exited with status 3: stopping the others" in result.stderr
-    sleeping = subprocess.run(["pgrep", "-f", "^sleep 30[01]$"], capture_output=True, text=True)
+    sleeping = subprocess.run(["pgrep", "-f", f"^sleep {marker}$"], capture_output=True, text=True)
     assert sleeping.stdout == "", "the other processes were left running"
