@@ -17,6 +17,7 @@ import click
 import structlog
 from celery import Celery, bootsteps
 from celery.schedules import schedule
+from kombu.exceptions import OperationalError
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +63,9 @@ class PeriodicTasks(bootsteps.StartStopStep):
 
 
 def send(app: Celery, name: str, entry: dict) -> None:
-    """Send one entry's task as beat would; a failure is logged and the next period tries again."""
+    """Send one entry's task as beat would. A broker out of reach is logged and the next period
+    sends again; anything else propagates to Celery's timer, which logs it with its traceback
+    and, like the broker case, keeps the entry scheduled (call_repeatedly reschedules first)."""
     try:
         app.send_task(
             entry["task"],
@@ -70,8 +73,8 @@ def send(app: Celery, name: str, entry: dict) -> None:
             kwargs=entry.get("kwargs", {}),
             **entry.get("options", {}),
         )
-    except Exception:
-        log.exception("periodic_task_not_sent", task=name)
+    except OperationalError as exc:
+        log.warning("periodic_task_not_sent", task=name, error=str(exc), retry="next period")
         return
     log.info("periodic_task_sent", task=name)
 

@@ -9,6 +9,7 @@ import pytest
 import structlog
 from celery import Celery
 from celery.schedules import crontab, schedule
+from kombu.asynchronous.timer import Timer
 
 from ingestor_project import periodic_tasks
 from ingestor_project.celery import app
@@ -47,3 +48,15 @@ def test_a_task_that_cannot_be_sent_is_logged_and_the_timer_goes_on(monkeypatch)
     assert [(e["event"], e["task"]) for e in logs] == [
         ("periodic_task_not_sent", "replay-failed-writes")
     ]
+
+
+def test_an_unexpected_error_reaches_celerys_timer_and_the_entry_stays_scheduled():
+    # A bad entry (a countdown that is not a number) fails before any broker is involved: the
+    # error is not swallowed here, and the worker's timer keeps sending the entry every period.
+    entry = {"task": "tasks.replay_failed_writes", "schedule": 60, "options": {"countdown": "x"}}
+    timer = Timer()
+    scheduled = timer.call_repeatedly(60, periodic_tasks.send, (app, "bad", entry))
+    assert len(timer.queue) == 1
+    with pytest.raises(TypeError):
+        scheduled()  # what the timer does when the period has come
+    assert len(timer.queue) == 2  # the next period is already scheduled
