@@ -71,8 +71,15 @@ class Batcher:
 
     def tick(self) -> None:
         """Seal the buffer once its oldest event has waited a flush interval."""
-        if self.buffer and self.clock() - (self.first_at or 0.0) >= self.interval:
+        if self.buffer and self.seconds_until_due() <= 0:
             self.seal()
+
+    def seconds_until_due(self) -> float:
+        """How long until tick() seals the buffer; a whole interval while it is empty, so a
+        caller that sleeps this long between ticks never keeps an event past the interval."""
+        if self.first_at is None:
+            return self.interval
+        return min(max(self.first_at + self.interval - self.clock(), 0.0), self.interval)
 
     def seal(self) -> int:
         """Close the buffer into a batch; returns the sequence number of the newest batch."""

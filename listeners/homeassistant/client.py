@@ -144,18 +144,11 @@ class HomeAssistantListener(StopFlag):
         # interval, so no event waits longer than the interval, and a quiet listener sleeps.
         try:
             while True:
-                await asyncio.sleep(self._until_due())
+                await asyncio.sleep(self.batcher.seconds_until_due())
                 self.batcher.tick()
                 self.metrics.flush()
         finally:
             self.metrics.flush()
-
-    def _until_due(self) -> float:
-        batcher = self.batcher
-        if batcher.first_at is None:
-            return batcher.interval
-        due_in = batcher.first_at + batcher.interval - batcher.clock()
-        return min(max(due_in, 0.0), batcher.interval)
 
     # --- one connection ------------------------------------------------------------------
     async def session(self) -> None:

@@ -321,7 +321,9 @@ class MqttListener:
         self.batcher.add(event)
         self.tracker.added += 1
 
-    def _unparseable(self, record: PendingAck, topic: str, message, error: str) -> int:
+    def _unparseable(
+        self, record: PendingAck, topic: str, message: mqtt.MQTTMessage, error: str
+    ) -> int:
         payload = message.payload
         self.stats["unparseable"] += 1
         self.metrics.unparseable()

@@ -3,12 +3,11 @@ sleeps until the oldest held event is due."""
 
 from __future__ import annotations
 
-import asyncio
-
 from hasim.server import HomeAssistantSimulator
 from listeners.batching import Batcher
 from listeners.homeassistant.client import HomeAssistantListener
 from listeners.homeassistant.websocket import PacedConnection
+from tests.listeners.ha_sessions import run_session
 
 TOKEN = "pace-test-token-0123456789"
 
@@ -29,20 +28,7 @@ def test_a_light_stream_is_read_in_gulps_and_every_event_is_kept(monkeypatch):
 
     monkeypatch.setattr(PacedConnection, "data_received", counted)
 
-    async def scenario() -> None:
-        await simulator.start()
-        listener.url = simulator.url
-        task = asyncio.create_task(listener.session())
-        await simulator.wait_for(lambda: simulator.done, 30, "every event written")
-        deadline = asyncio.get_running_loop().time() + 20
-        while listener.stats["events"] < 100:
-            assert asyncio.get_running_loop().time() < deadline, listener.stats
-            await asyncio.sleep(0.05)
-        listener.request_stop()
-        await asyncio.wait_for(task, 10)
-        await simulator.stop()
-
-    asyncio.run(scenario())
+    run_session(listener, simulator, events=100)
     assert [e["entity_id"] for e in batcher.buffer] == [
         e["data"]["entity_id"] for e in simulator.generated
     ]
@@ -61,10 +47,9 @@ class Clock:
 def test_the_seal_timer_sleeps_until_the_oldest_event_is_due_and_an_interval_when_empty():
     clock = Clock()
     batcher = Batcher(lambda batch: None, size=10, interval=1.0, max_pending=10, clock=clock)
-    listener = HomeAssistantListener("ws://127.0.0.1:9/api/websocket", TOKEN, batcher)
-    assert listener._until_due() == 1.0
+    assert batcher.seconds_until_due() == 1.0
     batcher.add({"event_type": "x"})
     clock.now += 0.3
-    assert abs(listener._until_due() - 0.7) < 1e-9
+    assert abs(batcher.seconds_until_due() - 0.7) < 1e-9
     clock.now += 5
-    assert listener._until_due() == 0.0
+    assert batcher.seconds_until_due() == 0.0

@@ -13,6 +13,7 @@ from listeners.backoff import Backoff
 from listeners.batching import Batch, Batcher
 from listeners.homeassistant.client import HomeAssistantListener
 from listeners.homeassistant.errors import AuthFailed
+from tests.listeners.ha_sessions import run_session
 
 TOKEN = "listener-test-token-0123456789"
 
@@ -133,20 +134,7 @@ def test_a_refused_token_is_retried_slowly_not_in_a_hot_loop():
 def test_a_session_subscribes_and_batches_events_until_stopped():
     simulator = HomeAssistantSimulator(token=TOKEN, entities=20, rate=500, events=200)
     listener, _ = make_listener()
-
-    async def scenario() -> None:
-        await simulator.start()
-        listener.url = simulator.url
-        task = asyncio.create_task(listener.session())
-        deadline = asyncio.get_running_loop().time() + 20
-        while listener.stats["events"] < 200:
-            assert asyncio.get_running_loop().time() < deadline, listener.stats
-            await asyncio.sleep(0.05)
-        listener.request_stop()
-        await asyncio.wait_for(task, 10)
-        await simulator.stop()
-
-    asyncio.run(scenario())
+    run_session(listener, simulator, events=200)
     assert len(listener.batcher.buffer) == 200
     assert listener.ha_version
 
