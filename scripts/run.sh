@@ -37,11 +37,6 @@ manage() { python manage.py "$@"; }
 
 influxd_pid="" banner_pid=""
 declare -A started=()  # process id -> Procfile name, for what is running
-stop_pid() {  # stop_pid PID: SIGTERM, then wait for it to be gone (SIGKILL after 20 s)
-    kill -TERM "$1" 2>/dev/null || return 0
-    for _ in $(seq 1 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-    kill -KILL "$1" 2>/dev/null || true
-}
 # --- the processes ---------------------------------------------------------------------------
 # A few lines of shell supervise them, not honcho (~20 MiB and ten wake-ups a second of its own;
 # docs/benchmarks.md): each Procfile line runs in a session of its own, its output lines
@@ -63,23 +58,20 @@ start_process() {  # start_process NAME: the process file's line NAME
     echo "run: started $1 (pid $!)"
 }
 
-stop_processes() {  # SIGTERM to each process, SIGKILL to the sessions of those left after STOP_SECONDS
-    local pid waited=0
-    [ "${#started[@]}" -gt 0 ] || return 0
-    for pid in "${!started[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    while [ "$waited" -lt $((STOP_SECONDS * 10)) ]; do
-        for pid in "${!started[@]}"; do
-            kill -0 "$pid" 2>/dev/null || unset "started[$pid]"
-        done
-        [ "${#started[@]}" -gt 0 ] || return 0
+stop_pids() {  # stop_pids PID...: SIGTERM to each, SIGKILL (and to its session) after STOP_SECONDS
+    local pid waited=0 left=("$@")
+    for pid in "${left[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    while [ "${#left[@]}" -gt 0 ] && [ "$waited" -lt $((STOP_SECONDS * 10)) ]; do
         sleep 0.1
         waited=$((waited + 1))
+        for pid in "${!left[@]}"; do kill -0 "${left[$pid]}" 2>/dev/null || unset "left[$pid]"; done
     done
-    for pid in "${!started[@]}"; do
-        echo "run: ${started[$pid]} did not stop within ${STOP_SECONDS} s: killing it" >&2
-        kill -KILL -- "-$pid" 2>/dev/null || true
+    for pid in "${left[@]}"; do
+        echo "run: ${started[$pid]:-pid $pid} did not stop within ${STOP_SECONDS} s: killing it" >&2
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
     done
 }
+stop_processes() { stop_pids "${!started[@]}"; started=(); }
 
 cleanup() {
     set +e  # a process already gone must not end the cleanup early
@@ -87,7 +79,7 @@ cleanup() {
     stop_processes
     if [ -n "$influxd_pid" ]; then
         echo "run: stopping the InfluxDB it started (pid $influxd_pid)"
-        stop_pid "$influxd_pid"
+        stop_pids "$influxd_pid"
     fi
 }
 trap cleanup EXIT

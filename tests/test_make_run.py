@@ -336,7 +336,7 @@ def test_a_process_that_ends_by_itself_stops_the_others_and_make_run_fails(tmp_p
     stub.chmod(0o755)
     marker = f"{secrets.randbelow(10**6) + 10**6}.5"  # sleeps of this run only, found by it
     (tmp_path / "Procfile").write_text(  # "#": the home shape appends options to web, worker
-        f"web: exec sleep {marker} #\n"
+        f"web: trap '' TERM; exec sleep {marker} #\n"  # deaf to SIGTERM: killed after 20 s
         f"worker: exec sleep {marker} #\n"
         "listener_homeassistant: echo cannot reach Home Assistant; exit 3\n"
     )
@@ -348,5 +348,6 @@ def test_a_process_that_ends_by_itself_stops_the_others_and_make_run_fails(tmp_p
     assert result.returncode == 3, result.stderr
     assert "listener_homeassistant | cannot reach Home Assistant" in result.stdout
     assert "run: listener_homeassistant exited with status 3: stopping the others" in result.stderr
+    assert "run: web did not stop within 20 s: killing it" in result.stderr
     sleeping = subprocess.run(["pgrep", "-f", f"^sleep {marker}$"], capture_output=True, text=True)
     assert sleeping.stdout == "", "the other processes were left running"
